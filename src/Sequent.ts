@@ -1,0 +1,360 @@
+/**
+ * `Sequent` runs background tasks strictly one at a time, in the order they were
+ * scheduled. A task that fails is retried in place, with jittered exponential
+ * backoff, until it succeeds; the next task waits for it.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { Executor, type GiveUp, Job } from "./internal/executor.js"
+import type { Policy } from "./internal/lane.js"
+import {
+  type SequentClosedError,
+  type SequentFalseError,
+  type SequentFullError,
+  SequentOptionError,
+  type SequentStoppedError,
+  type SequentTimeoutError
+} from "./SequentError.js"
+
+/**
+ * The default retry policy: exponential from 10 ms with factor 2, each delay
+ * jittered (x0.8 to x1.2), then capped so that no delay exceeds 30 seconds. It
+ * never gives up.
+ *
+ * @since 0.1.0
+ * @category retry
+ */
+export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("10 millis", 2).pipe(
+  Schedule.jittered,
+  Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.seconds(30)))
+)
+
+/**
+ * How a task that gave up (its retry schedule ran out, or it failed with an
+ * error its `isRetryable` rejects) is reported to the `deadLetter` handler.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DeadLetter = GiveUp
+
+/**
+ * Options of an executor, given to {@link Sequent.layer} or {@link Sequent.make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SequentOptions {
+  /** The retry schedule of every task that has none of its own. Default: {@link defaultRetry}. */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * When the executor's scope closes, how long it flushes before it stops and
+   * drops what is left. Default: 30 seconds.
+   */
+  readonly closeGracePeriod?: Duration.DurationInput | undefined
+  /**
+   * How many lanes (keys) may run a task at the same time. Tasks of one lane
+   * always run one at a time. Default: 1.
+   */
+  readonly concurrency?: number | "unbounded" | undefined
+  /** The most tasks accepted and not yet finished. Default: unbounded. */
+  readonly capacity?: number | undefined
+  /** When `capacity` is reached: wait for room (default) or fail with `SequentFullError`. */
+  readonly onFull?: "wait" | "fail" | undefined
+  /**
+   * When a task gives up: the lane moves on to its next task (`"continue"`, the
+   * default), or halts until `resume(key)` (`"halt"`).
+   */
+  readonly onGiveUp?: "continue" | "halt" | undefined
+  /** Receives every task that gave up, before its lane moves on. Its failures are logged and ignored. */
+  readonly deadLetter?: ((deadLetter: DeadLetter) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * Options of one task, given to `schedule` or `submit`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TaskOptions<E = unknown> {
+  /** The task's lane: tasks with the same key run one at a time, in order. Default: the shared default lane. */
+  readonly key?: string | undefined
+  /** This task's retry schedule, in place of the executor's. */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+  /** A limit on each attempt: a longer attempt is interrupted and counts as failed. Must be positive. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Whether a typed failure is worth retrying; a failure it rejects gives up at once. */
+  readonly isRetryable?: ((error: E) => boolean) | undefined
+}
+
+/**
+ * What `schedule` can fail with, given the task's options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ScheduleError<O> =
+  | SequentClosedError
+  | SequentFullError
+  | (O extends { readonly timeout: Duration.DurationInput } ? SequentOptionError : never)
+
+/**
+ * What `submit` can fail with beyond the task's own errors: the `schedule`
+ * errors, `SequentStoppedError`, and, where they can happen,
+ * `SequentFalseError` (the task's result type admits `false`) and
+ * `SequentTimeoutError` (the task has a `timeout`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SubmitError<A, O> =
+  | ScheduleError<O>
+  | SequentStoppedError
+  | (false extends A ? SequentFalseError : never)
+  | (O extends { readonly timeout: Duration.DurationInput } ? SequentTimeoutError : never)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export declare namespace Sequent {
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /**
+     * Puts the task at the end of its lane and returns at once. The task runs
+     * later with the caller's services (`R` is taken from the caller's context
+     * now). Fails with `SequentClosedError` once `flush` or `stop` has begun.
+     */
+    readonly schedule: <A, E, R, const O extends TaskOptions<E> = {}>(
+      task: Effect.Effect<A, E, R>,
+      options?: O
+    ) => Effect.Effect<void, ScheduleError<O>, R>
+    /** Schedules the task, then waits for how it ends. */
+    readonly submit: <A, E, R, const O extends TaskOptions<E> = {}>(
+      task: Effect.Effect<A, E, R>,
+      options?: O
+    ) => Effect.Effect<A, E | SubmitError<A, O>, R>
+    /** Graceful shutdown: closes intake and waits until every accepted task has finished. */
+    readonly flush: Effect.Effect<void>
+    /** Immediate shutdown: closes intake, interrupts the running tasks, drops the queued ones. */
+    readonly stop: Effect.Effect<void>
+    /** Tasks accepted and not yet finished (queued plus running). */
+    readonly size: Effect.Effect<number>
+    /** Tasks accepted and not yet finished in the lane of `key`. */
+    readonly sizeOf: (key: string) => Effect.Effect<number>
+    /** Starts no new attempt in the lane of `key`, or in every lane when no key is given. */
+    readonly pause: (key?: string) => Effect.Effect<void>
+    /** Undoes `pause` (and a halt after a give-up) for `key`, or for every lane when no key is given. */
+    readonly resume: (key?: string) => Effect.Effect<void>
+  }
+}
+
+const invalid = (option: string, reason: string) => Either.left(new SequentOptionError({ option, reason }))
+
+const decodeConcurrency = (concurrency: SequentOptions["concurrency"]): Either.Either<number, SequentOptionError> => {
+  if (concurrency === undefined) return Either.right(1)
+  if (concurrency === "unbounded") return Either.right(Infinity)
+  return Number.isInteger(concurrency) && concurrency >= 1
+    ? Either.right(concurrency)
+    : invalid("concurrency", `expected a whole number >= 1 or "unbounded", got ${concurrency}`)
+}
+
+const decodeCapacity = (capacity: SequentOptions["capacity"]): Either.Either<number, SequentOptionError> => {
+  if (capacity === undefined) return Either.right(Infinity)
+  return Number.isInteger(capacity) && capacity >= 1
+    ? Either.right(capacity)
+    : invalid("capacity", `expected a whole number >= 1, got ${capacity}`)
+}
+
+const decodeTimeout = (
+  timeout: Duration.DurationInput | undefined
+): Either.Either<Duration.Duration | undefined, SequentOptionError> => {
+  if (timeout === undefined) return Either.right(undefined)
+  const duration = Duration.decodeUnknown(timeout)
+  return Option.isSome(duration) && Duration.greaterThan(duration.value, Duration.zero)
+    ? Either.right(duration.value)
+    : invalid("timeout", `expected a positive duration, got ${String(timeout)}`)
+}
+
+/**
+ * Builds an executor whose worker runs until the scope closes. Closing the scope
+ * flushes for at most `closeGracePeriod`, then stops, logging a warning with the
+ * number of tasks dropped, if any.
+ *
+ * Invalid options (a `concurrency` or `capacity` below 1) are a programming
+ * error: the effect dies with a `SequentOptionError`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const concurrency = yield* Effect.orDie(decodeConcurrency(options.concurrency))
+    const capacity = yield* Effect.orDie(decodeCapacity(options.capacity))
+    const config = {
+      policy: { retry: options.retry ?? defaultRetry, timeout: undefined, isRetryable: undefined } satisfies Policy,
+      concurrency,
+      capacity,
+      onFull: options.onFull ?? "wait",
+      onGiveUp: options.onGiveUp ?? "continue",
+      deadLetter: options.deadLetter,
+      grace: Duration.decode(options.closeGracePeriod ?? Duration.seconds(30))
+    } as const
+    const fibers = yield* FiberSet.make<void, never>()
+    const run = yield* FiberSet.runtime(fibers)<never>()
+    const clock = yield* Effect.clock
+    const executor = new Executor(config, run, clock, Effect.asVoid(FiberSet.clear(fibers)), yield* Effect.fiberId)
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        // finalizers run uninterruptibly: the flush must be made interruptible for the timeout to end it
+        yield* Effect.timeoutOption(Effect.interruptible(executor.flush), config.grace)
+        const dropped = yield* executor.stop
+        if (dropped > 0) {
+          yield* Effect.logWarning(
+            `Sequent: closed after a ${Duration.format(config.grace)} grace period with ${dropped} task(s) dropped`
+          )
+        }
+      })
+    )
+
+    const policyFor = (task: TaskOptions<any> | undefined): Either.Either<Policy, SequentOptionError> => {
+      if (task === undefined || (task.retry === undefined && task.timeout === undefined && task.isRetryable === undefined)) {
+        return Either.right(config.policy)
+      }
+      return Either.map(decodeTimeout(task.timeout), (timeout) => ({
+        retry: task.retry ?? config.policy.retry,
+        timeout,
+        isRetryable: task.isRetryable
+      }))
+    }
+
+    const offer = (
+      task: Effect.Effect<unknown, unknown, unknown>,
+      options: TaskOptions<any> | undefined,
+      deferred: Deferred.Deferred<unknown, unknown> | undefined
+    ) =>
+      Effect.contextWithEffect((context: Context.Context<unknown>): Effect.Effect<void, ScheduleError<{ timeout: 1 }>> => {
+        const policy = policyFor(options)
+        return Either.isLeft(policy) ? Effect.fail(policy.left) : executor.offer(
+          options?.key,
+          new Job(task, context, policy.right, deferred, clock.unsafeCurrentTimeMillis())
+        )
+      })
+
+    const service: Sequent.Service = {
+      schedule: (task, options) => offer(task, options, undefined) as any,
+      submit: (task, options) =>
+        Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
+          Effect.zipRight(offer(task, options, deferred), Deferred.await(deferred))) as any,
+      flush: executor.flush,
+      stop: Effect.asVoid(executor.stop),
+      size: Effect.sync(() => executor.size),
+      sizeOf: (key) => Effect.sync(() => executor.sizeOf(key)),
+      pause: (key) => Effect.sync(() => executor.pause(key)),
+      resume: (key) => Effect.sync(() => executor.resume(key))
+    }
+    return service
+  })
+
+/**
+ * The executor service. Use the static accessors inside `Effect.gen`:
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Sequent, SequentLive } from "effect-sequent"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* Sequent.schedule(Effect.log("first"))
+ *   yield* Sequent.schedule(Effect.log("second"))
+ *   yield* Sequent.flush
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(SequentLive)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequent.Service>() {
+  /**
+   * A layer that builds an executor with the given options.
+   *
+   * @since 0.1.0
+   */
+  static readonly layer = (options?: SequentOptions): Layer.Layer<Sequent> => layer(options)
+
+  /**
+   * Builds an executor in a scope, without a layer.
+   *
+   * @since 0.1.0
+   */
+  static readonly make = (options?: SequentOptions): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
+    make(options)
+
+  /** @since 0.1.0 */
+  static readonly schedule = <A, E, R, const O extends TaskOptions<E> = {}>(
+    task: Effect.Effect<A, E, R>,
+    options?: O
+  ): Effect.Effect<void, ScheduleError<O>, R | Sequent> =>
+    Effect.flatMap(Sequent, (sequent) => sequent.schedule(task, options))
+
+  /** @since 0.1.0 */
+  static readonly submit = <A, E, R, const O extends TaskOptions<E> = {}>(
+    task: Effect.Effect<A, E, R>,
+    options?: O
+  ): Effect.Effect<A, E | SubmitError<A, O>, R | Sequent> =>
+    Effect.flatMap(Sequent, (sequent) => sequent.submit(task, options))
+
+  /** @since 0.1.0 */
+  static readonly flush: Effect.Effect<void, never, Sequent> = Effect.flatMap(Sequent, (sequent) => sequent.flush)
+
+  /** @since 0.1.0 */
+  static readonly stop: Effect.Effect<void, never, Sequent> = Effect.flatMap(Sequent, (sequent) => sequent.stop)
+
+  /** @since 0.1.0 */
+  static readonly size: Effect.Effect<number, never, Sequent> = Effect.flatMap(Sequent, (sequent) => sequent.size)
+
+  /** @since 0.1.0 */
+  static readonly sizeOf = (key: string): Effect.Effect<number, never, Sequent> =>
+    Effect.flatMap(Sequent, (sequent) => sequent.sizeOf(key))
+
+  /** @since 0.1.0 */
+  static readonly pause = (key?: string): Effect.Effect<void, never, Sequent> =>
+    Effect.flatMap(Sequent, (sequent) => sequent.pause(key))
+
+  /** @since 0.1.0 */
+  static readonly resume = (key?: string): Effect.Effect<void, never, Sequent> =>
+    Effect.flatMap(Sequent, (sequent) => sequent.resume(key))
+}
+
+/**
+ * A layer that builds an executor with the given options.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: SequentOptions): Layer.Layer<Sequent> => Layer.scoped(Sequent, make(options))
+
+/**
+ * The executor with the default policy: one lane at a time, retried with
+ * {@link defaultRetry}, 30 seconds of grace when its scope closes.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const SequentLive: Layer.Layer<Sequent> = layer()

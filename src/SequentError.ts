@@ -1,0 +1,100 @@
+/**
+ * The errors a `Sequent` executor reports to its callers.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+
+/**
+ * `schedule` or `submit` was called after `flush` or `stop` had begun: the task
+ * was not accepted and never runs.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentClosedError extends Data.TaggedError("SequentClosedError")<{
+  readonly state: "flushing" | "stopped"
+}> {
+  override get message(): string {
+    return `Sequent is ${this.state}: it accepts no new tasks`
+  }
+}
+
+/**
+ * The task was accepted but never finished: `stop` (or the close of the
+ * executor's scope after its grace period) dropped it from the queue or
+ * interrupted its running attempt.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentStoppedError extends Data.TaggedError("SequentStoppedError")<{
+  readonly attempts: number
+}> {
+  override get message(): string {
+    return this.attempts === 0
+      ? "Sequent was stopped before the task started"
+      : `Sequent was stopped during the task, after ${this.attempts} attempt(s)`
+  }
+}
+
+/**
+ * The task's last attempt returned exactly `false` (the Go library's boolean
+ * contract) and its retry schedule gave up.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentFalseError extends Data.TaggedError("SequentFalseError")<{}> {
+  override get message(): string {
+    return "the task returned false"
+  }
+}
+
+/**
+ * An attempt ran longer than the task's `timeout` and was interrupted. It counts
+ * as a failed attempt; when the retry schedule gives up after it, `submit`
+ * fails with this error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentTimeoutError extends Data.TaggedError("SequentTimeoutError")<{
+  readonly timeout: Duration.Duration
+}> {
+  override get message(): string {
+    return `the attempt did not finish within ${Duration.format(this.timeout)}`
+  }
+}
+
+/**
+ * The executor was built with a `capacity` and `onFull: "fail"`, and its queue
+ * was full: the task was not accepted.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentFullError extends Data.TaggedError("SequentFullError")<{
+  readonly capacity: number
+}> {
+  override get message(): string {
+    return `Sequent's queue is full (capacity ${this.capacity})`
+  }
+}
+
+/**
+ * An option given to `Sequent.make`, `Sequent.layer`, `schedule` or `submit` is
+ * out of range (for example a negative `capacity`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentOptionError extends Data.TaggedError("SequentOptionError")<{
+  readonly option: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `invalid option ${this.option}: ${this.reason}`
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Shared helpers for the test suites: a logger that records, and tasks that
+ * record when they run.
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Logger from "effect/Logger"
+import type * as LogLevel from "effect/LogLevel"
+import * as Ref from "effect/Ref"
+
+export interface LogEntry {
+  readonly level: LogLevel.LogLevel["label"]
+  readonly message: string
+  readonly cause: string
+  readonly annotations: Record<string, unknown>
+}
+
+/** A logger that keeps every entry, and the layer that installs it in place of the default one. */
+export const recordingLogger = () => {
+  const entries: Array<LogEntry> = []
+  const logger = Logger.make<unknown, void>(({ annotations, cause, logLevel, message }) => {
+    entries.push({
+      level: logLevel.label,
+      message: Array.isArray(message) ? message.map(String).join(" ") : String(message),
+      cause: Cause.isEmpty(cause) ? "" : Cause.pretty(cause),
+      annotations: Object.fromEntries(HashMap.toEntries(annotations))
+    })
+  })
+  return { entries, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+/** A task that appends `value` to `log` and succeeds. */
+export const record = <A>(log: Ref.Ref<ReadonlyArray<A>>, value: A) =>
+  Ref.update(log, (entries) => [...entries, value])
+
+/**
+ * A task that fails its first `failures` attempts, recording the clock time of
+ * every attempt in `times`.
+ */
+export const failing = (failures: number, times: Array<number> = []) => {
+  let attempts = 0
+  const task = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    times.push(now)
+    attempts++
+    return attempts <= failures ? Effect.fail(`failure ${attempts}`) : Effect.succeed(attempts)
+  })
+  return { task, times, attempts: () => attempts }
+}
