@@ -10,13 +10,20 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { Executor, type GiveUp, Job } from "./internal/executor.js"
+import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
+import { Executor, type GiveUp } from "./internal/executor.js"
 import type { Policy } from "./internal/lane.js"
+import { Observer } from "./internal/observer.js"
+import { metrics, type SequentEvent, type SequentMetrics, type SequentStatus } from "./Observability.js"
 import {
   type SequentClosedError,
   type SequentFalseError,
@@ -78,6 +85,22 @@ export interface SequentOptions {
   readonly onGiveUp?: "continue" | "halt" | undefined
   /** Receives every task that gave up, before its lane moves on. Its failures are logged and ignored. */
   readonly deadLetter?: ((deadLetter: DeadLetter) => Effect.Effect<void>) | undefined
+  /** The executor's name: the `executor` tag of its metrics, and the `name` of its status. Default: `"default"`. */
+  readonly name?: string | undefined
+  /** Tag every metric with the lane's `key` too. Off by default: one series per key can be many. */
+  readonly laneMetrics?: boolean | undefined
+  /**
+   * Trace every task (a `Sequent.task` span, with a `Sequent.attempt` child per
+   * attempt). `"auto"` (the default) traces when a tracer other than Effect's
+   * built-in one is installed where the executor is built, such as an
+   * OpenTelemetry tracer.
+   */
+  readonly spans?: boolean | "auto" | undefined
+  /**
+   * How many events each subscriber to `events` may fall behind before it
+   * loses the oldest ones. Default: 4096.
+   */
+  readonly eventBuffer?: number | undefined
 }
 
 /**
@@ -159,6 +182,22 @@ export declare namespace Sequent {
     readonly pause: (key?: string) => Effect.Effect<void>
     /** Undoes `pause` (and a halt after a give-up) for `key`, or for every lane when no key is given. */
     readonly resume: (key?: string) => Effect.Effect<void>
+    /**
+     * How many keyed lanes are alive: a lane lives while it has tasks, or is
+     * paused or halted, and is forgotten once it is empty and free again.
+     */
+    readonly laneCount: Effect.Effect<number>
+    /** A snapshot: the size, and each busy lane with its head task's attempts, failure and next attempt. */
+    readonly status: Effect.Effect<SequentStatus>
+    /**
+     * Every event from now on. The worker never waits for a subscriber: one that
+     * falls more than `eventBuffer` events behind loses the oldest it has not read.
+     */
+    readonly events: Stream.Stream<SequentEvent>
+    /** Subscribes now, for as long as the scope lives: what `events` is made of. */
+    readonly subscribe: Effect.Effect<Queue.Dequeue<SequentEvent>, never, Scope.Scope>
+    /** The executor's metrics. */
+    readonly metrics: SequentMetrics
   }
 }
 
@@ -178,6 +217,16 @@ const decodeCapacity = (capacity: SequentOptions["capacity"]): Either.Either<num
     ? Either.right(capacity)
     : invalid("capacity", `expected a whole number >= 1, got ${capacity}`)
 }
+
+const decodeEventBuffer = (eventBuffer: SequentOptions["eventBuffer"]): Either.Either<number, SequentOptionError> => {
+  if (eventBuffer === undefined) return Either.right(4096)
+  return Number.isInteger(eventBuffer) && eventBuffer >= 1
+    ? Either.right(eventBuffer)
+    : invalid("eventBuffer", `expected a whole number >= 1, got ${eventBuffer}`)
+}
+
+/** Effect's built-in tracer, to tell whether another one is installed. */
+const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
 const decodeTimeout = (
   timeout: Duration.DurationInput | undefined
@@ -204,7 +253,10 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
   Effect.gen(function*() {
     const concurrency = yield* Effect.orDie(decodeConcurrency(options.concurrency))
     const capacity = yield* Effect.orDie(decodeCapacity(options.capacity))
+    const eventBuffer = yield* Effect.orDie(decodeEventBuffer(options.eventBuffer))
+    const name = options.name ?? "default"
     const config = {
+      name,
       policy: { retry: options.retry ?? defaultRetry, timeout: undefined, isRetryable: undefined } satisfies Policy,
       concurrency,
       capacity,
@@ -216,7 +268,27 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
     const fibers = yield* FiberSet.make<void, never>()
     const run = yield* FiberSet.runtime(fibers)<never>()
     const clock = yield* Effect.clock
-    const executor = new Executor(config, run, clock, Effect.asVoid(FiberSet.clear(fibers)), yield* Effect.fiberId)
+    const tracer = yield* Effect.tracer
+    const spans = options.spans ?? "auto"
+    const traced = spans === "auto" ? tracer !== builtInTracer : spans
+    const events = yield* PubSub.sliding<SequentEvent>(eventBuffer)
+    const executorMetrics = metrics(name)
+    const observer = new Observer(executorMetrics, options.laneMetrics ?? false, events, clock, traced ? tracer : undefined)
+    const executor = new Executor(
+      config,
+      observer,
+      run,
+      clock,
+      Effect.asVoid(FiberSet.clear(fibers)),
+      yield* Effect.fiberId
+    )
+    const subscribe = Effect.zipRight(
+      Effect.acquireRelease(
+        Effect.sync(() => observer.subscribers++),
+        () => Effect.sync(() => observer.subscribers--)
+      ),
+      PubSub.subscribe(events)
+    )
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
@@ -246,13 +318,14 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
       task: Effect.Effect<unknown, unknown, unknown>,
       options: TaskOptions<any> | undefined,
       deferred: Deferred.Deferred<unknown, unknown> | undefined
-    ) =>
-      Effect.contextWithEffect((context: Context.Context<unknown>): Effect.Effect<void, ScheduleError<{ timeout: 1 }>> => {
+    ): Effect.Effect<void, ScheduleError<{ timeout: 1 }>> =>
+      Effect.withFiberRuntime((fiber) => {
+        const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<unknown>
+        if (options === undefined) return executor.offer(undefined, executor.job(task, context, config.policy, deferred))
         const policy = policyFor(options)
-        return Either.isLeft(policy) ? Effect.fail(policy.left) : executor.offer(
-          options?.key,
-          new Job(task, context, policy.right, deferred, clock.unsafeCurrentTimeMillis())
-        )
+        return Either.isLeft(policy)
+          ? Effect.fail(policy.left)
+          : executor.offer(options.key, executor.job(task, context, policy.right, deferred))
       })
 
     const service: Sequent.Service = {
@@ -265,7 +338,12 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
       size: Effect.sync(() => executor.size),
       sizeOf: (key) => Effect.sync(() => executor.sizeOf(key)),
       pause: (key) => Effect.sync(() => executor.pause(key)),
-      resume: (key) => Effect.sync(() => executor.resume(key))
+      resume: (key) => Effect.sync(() => executor.resume(key)),
+      laneCount: Effect.sync(() => executor.laneCount),
+      status: Effect.sync(() => executor.status()),
+      events: Stream.unwrapScoped(Effect.map(subscribe, Stream.fromQueue)),
+      subscribe,
+      metrics: executorMetrics
     }
     return service
   })
@@ -340,6 +418,27 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
   /** @since 0.1.0 */
   static readonly resume = (key?: string): Effect.Effect<void, never, Sequent> =>
     Effect.flatMap(Sequent, (sequent) => sequent.resume(key))
+
+  /** @since 0.1.0 */
+  static readonly laneCount: Effect.Effect<number, never, Sequent> = Effect.flatMap(
+    Sequent,
+    (sequent) => sequent.laneCount
+  )
+
+  /** @since 0.1.0 */
+  static readonly status: Effect.Effect<SequentStatus, never, Sequent> = Effect.flatMap(
+    Sequent,
+    (sequent) => sequent.status
+  )
+
+  /** @since 0.1.0 */
+  static readonly events: Stream.Stream<SequentEvent, never, Sequent> = Stream.unwrap(
+    Effect.map(Sequent, (sequent) => sequent.events)
+  )
+
+  /** @since 0.1.0 */
+  static readonly subscribe: Effect.Effect<Queue.Dequeue<SequentEvent>, never, Sequent | Scope.Scope> = Effect
+    .flatMap(Sequent, (sequent) => sequent.subscribe)
 }
 
 /**

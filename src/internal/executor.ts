@@ -22,6 +22,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
+import type { LaneStatus, SequentStatus } from "../Observability.js"
 import {
   SequentClosedError,
   SequentFalseError,
@@ -30,6 +31,7 @@ import {
   SequentTimeoutError
 } from "../SequentError.js"
 import { BACKOFF, IDLE, Job, Lane, NO_RETRY_STATE, type Policy, READY, RUNNING, WAITING } from "./lane.js"
+import type { Observer } from "./observer.js"
 
 /** @internal */
 export interface GiveUp {
@@ -40,6 +42,7 @@ export interface GiveUp {
 
 /** @internal */
 export interface ExecutorConfig {
+  readonly name: string
   readonly policy: Policy
   readonly concurrency: number
   readonly capacity: number
@@ -66,10 +69,47 @@ const falseCause = Cause.fail(new SequentFalseError())
 /** Workers kept parked at most, so a burst across many lanes does not leave many idle fibers behind. */
 const MAX_PARKED = 64
 
+/**
+ * A worker fiber's state. Its effects are built once, so running a task
+ * allocates no effect of the executor's own.
+ */
+class Worker {
+  lane: Lane = undefined as any
+  job: Job = undefined as any
+  startedAt = 0
+  readonly attempt: Effect.Effect<unknown, unknown>
+  readonly step: Effect.Effect<void>
+  readonly loop: Effect.Effect<void>
+  readonly park: Effect.Effect<void>
+
+  constructor(executor: Executor) {
+    // The task runs with its caller's services. The worker needs none of its own,
+    // so it adopts the caller's context, and only when it changes: `Effect.provide`
+    // per attempt would copy the fiber's refs twice for every task.
+    this.attempt = Effect.withFiberRuntime((fiber) => {
+      const job = this.job
+      const task = executor.observer.wrap(job, this.lane, executor.timed(job))
+      return fiber.getFiberRef(FiberRef.currentContext) === job.context
+        ? task
+        : Effect.zipRight(FiberRef.set(FiberRef.currentContext, job.context as Context.Context<never>), task)
+    })
+    this.step = Effect.matchCauseEffect(this.attempt, {
+      onSuccess: (value) => value === false ? executor.failed(this, falseCause) : executor.succeeded(this, value),
+      onFailure: (cause) => executor.failed(this, cause)
+    })
+    this.loop = Effect.suspend(() => executor.idle(this))
+    this.park = Effect.zipRight(
+      Effect.async<void>((resume) => executor.parkOrResume(resume)),
+      this.loop
+    )
+  }
+}
+
 /** @internal */
 export class Executor {
   private phase = OPEN
   private count = 0
+  private ids = 0
   private readonly lanes = new Map<string, Lane>()
   private readonly defaultLane = new Lane(undefined)
   private readyHead: Lane | undefined = undefined
@@ -84,6 +124,7 @@ export class Executor {
 
   constructor(
     readonly config: ExecutorConfig,
+    readonly observer: Observer,
     private readonly run: Run,
     private readonly clock: Clock.Clock,
     private readonly interruptAll: Effect.Effect<void>,
@@ -98,11 +139,19 @@ export class Executor {
   // intake
   // ---------------------------------------------------------------------------
 
+  /** Builds a job for `task`, run later with `context`. */
+  job(
+    task: Effect.Effect<unknown, unknown, unknown>,
+    context: Context.Context<unknown>,
+    policy: Policy,
+    deferred: Deferred.Deferred<unknown, unknown> | undefined
+  ): Job {
+    return new Job(task, context, policy, deferred, ++this.ids, this.clock.unsafeCurrentTimeMillis())
+  }
+
   /** Accepts a job for the lane of `key`, or fails when closed or full. */
   offer(key: string | undefined, job: Job): Effect.Effect<void, SequentClosedError | SequentFullError> {
-    if (this.phase !== OPEN) {
-      return Effect.fail(new SequentClosedError({ state: this.phase === FLUSHING ? "flushing" : "stopped" }))
-    }
+    if (this.phase !== OPEN) return Effect.fail(this.closedError())
     if (this.count >= this.config.capacity || this.roomWaiters.length > 0) {
       return this.config.onFull === "fail"
         ? Effect.fail(new SequentFullError({ capacity: this.config.capacity }))
@@ -110,6 +159,10 @@ export class Executor {
     }
     this.enqueue(key, job)
     return Effect.void
+  }
+
+  private closedError(): SequentClosedError {
+    return new SequentClosedError({ state: this.phase === FLUSHING ? "flushing" : "stopped" })
   }
 
   /** Waits in line for room; the job is enqueued by whoever frees the room, so arrival order is kept. */
@@ -133,7 +186,8 @@ export class Executor {
   }
 
   private rejectWaiters(): void {
-    const error = new SequentClosedError({ state: this.phase === FLUSHING ? "flushing" : "stopped" })
+    if (this.roomWaiters.length === 0) return
+    const error = this.closedError()
     for (const waiter of this.roomWaiters.splice(0)) waiter.resume(Effect.fail(error))
   }
 
@@ -141,6 +195,7 @@ export class Executor {
     const lane = this.laneFor(key)
     lane.push(job)
     this.count++
+    this.observer.scheduled(job, lane, this.count)
     if (lane.state === IDLE) {
       if (lane.blocked) lane.state = WAITING
       else this.makeReady(lane)
@@ -183,7 +238,7 @@ export class Executor {
     if (this.parked.length > 0) this.parked.pop()!(Effect.void)
     else if (this.workers < this.config.concurrency) {
       this.workers++
-      this.run(this.loop)
+      this.run(new Worker(this).loop)
     }
   }
 
@@ -204,83 +259,72 @@ export class Executor {
     return undefined
   }
 
-  private hasWork(): boolean {
-    return !this.paused && this.readyHead !== undefined
-  }
-
-  /** A worker: takes ready lanes until there are none, then parks (or ends, when enough are parked). */
-  private readonly loop: Effect.Effect<void> = Effect.suspend(() => {
+  /** A worker with no lane: takes a ready one, or parks (or ends, when enough are parked). */
+  idle(worker: Worker): Effect.Effect<void> {
     const lane = this.takeReady()
-    if (lane !== undefined) return this.runLane(lane)
+    if (lane !== undefined) return this.start(worker, lane)
     if (this.phase === STOPPED || this.parked.length >= this.parkLimit) {
       this.workers--
       return Effect.void
     }
-    return this.park
-  })
+    return worker.park
+  }
 
-  private readonly park: Effect.Effect<void> = Effect.zipRight(
-    Effect.async<void>((resume) => {
-      if (this.hasWork()) resume(Effect.void)
-      else this.parked.push(resume)
-    }),
-    this.loop
-  )
+  /** Parks a worker, unless work arrived since it looked (the check and the park are one step). */
+  parkOrResume(resume: (effect: Effect.Effect<void>) => void): void {
+    if (!this.paused && this.readyHead !== undefined) resume(Effect.void)
+    else this.parked.push(resume)
+  }
 
   // ---------------------------------------------------------------------------
   // attempts
   // ---------------------------------------------------------------------------
 
-  private runLane(lane: Lane): Effect.Effect<void> {
+  /** Starts the next attempt of the head job of `lane`. */
+  private start(worker: Worker, lane: Lane): Effect.Effect<void> {
     if (this.phase === STOPPED) return Effect.void
     const job = lane.peek()
     job.attempts++
-    return Effect.matchCauseEffect(this.attempt(job), {
-      onSuccess: (value) => value === false ? this.failed(lane, job, falseCause) : this.succeeded(lane, job, value),
-      onFailure: (cause) => this.failed(lane, job, cause)
-    })
+    worker.lane = lane
+    worker.job = job
+    this.observer.started(job, lane)
+    return worker.step
   }
 
-  private attempt(job: Job): Effect.Effect<unknown, unknown> {
+  /** The job's task, limited by its per-attempt timeout if it has one. */
+  timed(job: Job): Effect.Effect<unknown, unknown> {
     const timeout = job.policy.timeout
-    const task = timeout === undefined ? job.task : Effect.timeoutFail(job.task, {
+    const task = job.task as Effect.Effect<unknown, unknown>
+    return timeout === undefined ? task : Effect.timeoutFail(task, {
       duration: timeout,
       onTimeout: () => new SequentTimeoutError({ timeout })
     })
-    // The task runs with its caller's services. The worker needs none of its own,
-    // so it adopts the caller's context, and only when it changes: `Effect.provide`
-    // per attempt would copy the fiber's refs twice for every task.
-    return Effect.withFiberRuntime((fiber) =>
-      fiber.getFiberRef(FiberRef.currentContext) === job.context
-        ? task as Effect.Effect<unknown, unknown>
-        : Effect.zipRight(
-          FiberRef.set(FiberRef.currentContext, job.context as Context.Context<never>),
-          task as Effect.Effect<unknown, unknown>
-        )
-    )
   }
 
-  private succeeded(lane: Lane, job: Job, value: unknown): Effect.Effect<void> {
+  succeeded(worker: Worker, value: unknown): Effect.Effect<void> {
+    const { job, lane } = worker
+    const span = lane.span
     lane.shift()
     if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, Exit.succeed(value))
     this.finished()
-    return this.next(lane)
+    this.observer.succeeded(job, lane, this.count, span)
+    return this.next(worker, lane)
   }
 
   /** After the head job of `lane` finished: go on with the lane, or hand it back and pick the next one. */
-  private next(lane: Lane): Effect.Effect<void> {
+  private next(worker: Worker, lane: Lane): Effect.Effect<void> {
     if (lane.size === 0) {
       lane.state = IDLE
       this.reclaim(lane)
-      return this.loop
+      return worker.loop
     }
     if (lane.blocked) {
       lane.state = WAITING
-      return this.loop
+      return worker.loop
     }
-    if (this.readyHead === undefined && !this.paused) return this.runLane(lane)
+    if (this.readyHead === undefined && !this.paused) return this.start(worker, lane)
     this.makeReady(lane)
-    return this.loop
+    return worker.loop
   }
 
   private finished(): void {
@@ -289,46 +333,48 @@ export class Executor {
     if (this.count === 0 && this.phase !== OPEN) Deferred.unsafeDone(this.drained, Exit.void)
   }
 
-  private failed(lane: Lane, job: Job, cause: Cause.Cause<unknown>): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const policy = job.policy
-      if (policy.isRetryable !== undefined) {
-        const error = Cause.failureOption(cause)
-        if (Option.isSome(error) && !(error.value instanceof SequentTimeoutError) && !policy.isRetryable(error.value)) {
-          return this.gaveUp(lane, job, cause)
-        }
+  failed(worker: Worker, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    const { job, lane } = worker
+    const now = this.clock.unsafeCurrentTimeMillis()
+    lane.lastFailure = cause
+    if (lane.failingSince === undefined) lane.failingSince = now
+    const policy = job.policy
+    if (policy.isRetryable !== undefined) {
+      const error = Cause.failureOption(cause)
+      if (Option.isSome(error) && !(error.value instanceof SequentTimeoutError) && !policy.isRetryable(error.value)) {
+        return this.gaveUp(worker, cause)
       }
-      const state = lane.retryState === NO_RETRY_STATE ? policy.retry.initial : lane.retryState
-      const now = this.clock.unsafeCurrentTimeMillis()
-      return Effect.flatMap(policy.retry.step(now, Cause.squash(cause), state), ([nextState, _, decision]) => {
-        if (ScheduleDecision.isDone(decision)) return this.gaveUp(lane, job, cause)
-        lane.retryState = nextState
-        const delay = Math.max(0, Intervals.start(decision.intervals) - now)
-        return Effect.zipRight(
-          Effect.logWarning("Sequent: attempt failed, retrying", cause).pipe(
-            Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${delay}ms` })
-          ),
-          Effect.suspend(() => this.retryAfter(lane, delay))
-        )
-      })
+    }
+    const state = lane.retryState === NO_RETRY_STATE ? policy.retry.initial : lane.retryState
+    return Effect.flatMap(policy.retry.step(now, Cause.squash(cause), state), ([nextState, _, decision]) => {
+      if (ScheduleDecision.isDone(decision)) return this.gaveUp(worker, cause)
+      lane.retryState = nextState
+      const delay = Math.max(0, Intervals.start(decision.intervals) - now)
+      this.observer.attemptFailed(job, lane, cause, delay)
+      return Effect.zipRight(
+        Effect.logWarning("Sequent: attempt failed, retrying", cause).pipe(
+          Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${delay}ms` })
+        ),
+        Effect.suspend(() => this.retryAfter(worker, lane, delay))
+      )
     })
   }
 
-  private retryAfter(lane: Lane, delay: number): Effect.Effect<void> {
+  private retryAfter(worker: Worker, lane: Lane, delay: number): Effect.Effect<void> {
     if (this.phase === STOPPED) return Effect.void
     if (delay === 0) {
       if (lane.blocked) {
         lane.state = WAITING
-        return this.loop
+        return worker.loop
       }
-      if (this.readyHead === undefined && !this.paused) return this.runLane(lane)
+      if (this.readyHead === undefined && !this.paused) return this.start(worker, lane)
       this.makeReady(lane)
-      return this.loop
+      return worker.loop
     }
     lane.state = BACKOFF
     lane.dueAt = this.clock.unsafeCurrentTimeMillis() + delay
     this.run(Effect.zipRight(Effect.sleep(Duration.millis(delay)), Effect.sync(() => this.backoffOver(lane))))
-    return this.loop
+    return worker.loop
   }
 
   private backoffOver(lane: Lane): void {
@@ -337,17 +383,20 @@ export class Executor {
     else this.makeReady(lane)
   }
 
-  private gaveUp(lane: Lane, job: Job, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+  private gaveUp(worker: Worker, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    const { job, lane } = worker
     const attempts = job.attempts
     const handler = this.config.deadLetter
     const report = Effect.logError("Sequent: task gave up", cause).pipe(
       Effect.annotateLogs({ attempts, key: lane.key ?? "(default)" })
     )
     const deliver = Effect.sync(() => {
+      const span = lane.span
       lane.shift()
       if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, Exit.failCause(cause))
       if (this.config.onGiveUp === "halt") lane.halted = true
       this.finished()
+      this.observer.gaveUp(job, lane, cause, this.count, span)
     })
     const deadLetter = handler === undefined ? Effect.void : handler({ key: lane.key, attempts, cause }).pipe(
       Effect.catchAllCause((failure) => Effect.logError("Sequent: the dead-letter handler failed", failure))
@@ -355,7 +404,7 @@ export class Executor {
     return report.pipe(
       Effect.zipRight(deadLetter),
       Effect.zipRight(deliver),
-      Effect.zipRight(Effect.suspend(() => this.next(lane)))
+      Effect.zipRight(Effect.suspend(() => this.next(worker, lane)))
     )
   }
 
@@ -364,11 +413,9 @@ export class Executor {
   // ---------------------------------------------------------------------------
 
   pause(key: string | undefined): void {
-    if (key === undefined) {
-      this.paused = true
-      return
-    }
-    this.laneFor(key).paused = true
+    if (key === undefined) this.paused = true
+    else this.laneFor(key).paused = true
+    this.observer.paused(key)
   }
 
   resume(key: string | undefined): void {
@@ -376,15 +423,12 @@ export class Executor {
       this.paused = false
       this.unblock(this.defaultLane)
       for (const lane of Array.from(this.lanes.values())) this.unblock(lane)
-      let ready = this.readyHead
-      while (ready !== undefined) {
-        this.dispatch()
-        ready = ready.next
-      }
-      return
+      for (let ready = this.readyHead; ready !== undefined; ready = ready.next) this.dispatch()
+    } else {
+      const lane = this.lanes.get(key)
+      if (lane !== undefined) this.unblock(lane)
     }
-    const lane = this.lanes.get(key)
-    if (lane !== undefined) this.unblock(lane)
+    this.observer.resumed(key)
   }
 
   private unblock(lane: Lane): void {
@@ -414,6 +458,22 @@ export class Executor {
     return this.lanes.size
   }
 
+  status(): SequentStatus {
+    const now = this.clock.unsafeCurrentTimeMillis()
+    const lanes: Array<LaneStatus> = []
+    for (const lane of [this.defaultLane, ...this.lanes.values()]) {
+      if (lane.size === 0 && !lane.blocked) continue
+      lanes.push(lane.status(now))
+    }
+    return {
+      name: this.config.name,
+      state: this.phase === OPEN ? "open" : this.phase === FLUSHING ? "flushing" : "stopped",
+      size: this.count,
+      paused: this.paused,
+      lanes
+    }
+  }
+
   // ---------------------------------------------------------------------------
   // shutdown
   // ---------------------------------------------------------------------------
@@ -438,29 +498,31 @@ export class Executor {
     if (this.phase === STOPPED) return Deferred.await(this.stopped)
     this.phase = STOPPED
     this.rejectWaiters()
-    return Effect.zipRight(
-      this.interruptAll,
-      Effect.sync(() => {
-        let dropped = 0
-        const lanes = [this.defaultLane, ...this.lanes.values()]
-        this.lanes.clear()
-        this.readyHead = this.readyTail = undefined
-        for (const lane of lanes) {
-          lane.state = IDLE
-          for (const job of lane.drain()) {
-            dropped++
-            if (job.deferred !== undefined) {
-              Deferred.unsafeDone(job.deferred, Exit.fail(new SequentStoppedError({ attempts: job.attempts })))
-            }
-          }
-        }
-        this.count = 0
-        Deferred.unsafeDone(this.drained, Exit.void)
-        Deferred.unsafeDone(this.stopped, Exit.succeed(dropped))
-        return dropped
-      })
-    )
+    return Effect.zipRight(this.interruptAll, Effect.sync(() => this.dropAll()))
   }))
+
+  private dropAll(): number {
+    let dropped = 0
+    const lanes = [this.defaultLane, ...this.lanes.values()]
+    this.lanes.clear()
+    this.readyHead = this.readyTail = undefined
+    for (const lane of lanes) {
+      lane.state = IDLE
+      const span = lane.span
+      lane.drain().forEach((job, index) => {
+        dropped++
+        if (job.deferred !== undefined) {
+          Deferred.unsafeDone(job.deferred, Exit.fail(new SequentStoppedError({ attempts: job.attempts })))
+        }
+        this.observer.dropped(job, lane, index === 0 ? span : undefined)
+      })
+    }
+    this.count = 0
+    this.observer.size(0)
+    Deferred.unsafeDone(this.drained, Exit.void)
+    Deferred.unsafeDone(this.stopped, Exit.succeed(dropped))
+    return dropped
+  }
 }
 
 export { Job, Lane }

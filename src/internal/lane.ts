@@ -3,11 +3,15 @@
  *
  * @internal
  */
+import type * as Cause from "effect/Cause"
 import type * as Context from "effect/Context"
 import type * as Deferred from "effect/Deferred"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import type * as MetricLabel from "effect/MetricLabel"
 import type * as Schedule from "effect/Schedule"
+import type * as Tracer from "effect/Tracer"
+import type { LaneStatus } from "../Observability.js"
 
 /** @internal */
 export interface Policy {
@@ -28,6 +32,7 @@ export class Job {
     readonly context: Context.Context<unknown>,
     readonly policy: Policy,
     readonly deferred: Deferred.Deferred<unknown, unknown> | undefined,
+    readonly id: number,
     readonly scheduledAt: number
   ) {}
 }
@@ -59,6 +64,16 @@ export class Lane {
   retryState: unknown = NO_RETRY_STATE
   /** When the head task's next attempt is due, while the lane is in backoff. */
   dueAt = 0
+  /** When the head task's first attempt failed, if one has. */
+  failingSince: number | undefined = undefined
+  /** The head task's last failure. */
+  lastFailure: Cause.Cause<unknown> | undefined = undefined
+  /** When the running attempt started. */
+  attemptStartedAt = 0
+  /** The head task's span, when the executor traces tasks. */
+  span: Tracer.Span | undefined = undefined
+  /** The lane's metric tags, when the executor tags metrics per lane. */
+  tags: ReadonlyArray<MetricLabel.MetricLabel> | undefined = undefined
 
   constructor(readonly key: string | undefined) {}
 
@@ -83,7 +98,7 @@ export class Lane {
     const job = this.jobs[this.head]!
     this.jobs[this.head] = undefined
     this.head++
-    this.retryState = NO_RETRY_STATE
+    this.forgetHead()
     if (this.head === this.jobs.length) {
       this.jobs.length = 0
       this.head = 0
@@ -99,7 +114,42 @@ export class Lane {
     const jobs = this.jobs.slice(this.head) as Array<Job>
     this.jobs = []
     this.head = 0
-    this.retryState = NO_RETRY_STATE
+    this.forgetHead()
     return jobs
+  }
+
+  private forgetHead(): void {
+    this.retryState = NO_RETRY_STATE
+    this.failingSince = undefined
+    this.lastFailure = undefined
+    this.span = undefined
+  }
+
+  status(now: number): LaneStatus {
+    const job = this.size > 0 ? this.peek() : undefined
+    return {
+      key: this.key,
+      size: this.size,
+      state: this.halted
+        ? "halted"
+        : this.paused
+        ? "paused"
+        : this.state === READY
+        ? "ready"
+        : this.state === RUNNING
+        ? "running"
+        : this.state === BACKOFF
+        ? "backoff"
+        : "idle",
+      head: job === undefined ? undefined : {
+        task: job.id,
+        attempts: job.attempts,
+        scheduledAt: job.scheduledAt,
+        failingSince: this.failingSince,
+        blockedFor: Duration.millis(this.failingSince === undefined ? 0 : now - this.failingSince),
+        lastFailure: this.lastFailure,
+        nextAttemptAt: this.state === BACKOFF ? this.dueAt : undefined
+      }
+    }
   }
 }
