@@ -162,6 +162,20 @@ describe("scope", () => {
       }).pipe(Effect.provide(logger.layer))
     }))
 
+  it.effect("closing the scope after an explicit stop warns of nothing: stop already settled its tasks", () =>
+    Effect.suspend(() => {
+      const logger = recordingLogger()
+      return Effect.gen(function*() {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const sequent = yield* Sequent.make()
+          yield* sequent.schedule(Effect.never)
+          yield* sequent.schedule(Effect.void)
+          yield* sequent.stop
+        }))
+        assert.deepStrictEqual(logger.entries.filter((entry) => entry.message.includes("dropped")), [])
+      }).pipe(Effect.provide(logger.layer))
+    }))
+
   it.effect("a layer built with options closes the same way", () =>
     Effect.gen(function*() {
       const log = yield* Ref.make<ReadonlyArray<number>>([])

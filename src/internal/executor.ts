@@ -353,7 +353,7 @@ export class Executor {
       this.observer.attemptFailed(job, lane, cause, delay)
       return Effect.zipRight(
         Effect.logWarning("Sequent: attempt failed, retrying", cause).pipe(
-          Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${delay}ms` })
+          Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${Math.round(delay)}ms` })
         ),
         Effect.suspend(() => this.retryAfter(worker, lane, delay))
       )
@@ -492,10 +492,11 @@ export class Executor {
   /**
    * Closes intake, interrupts every worker and timer (awaiting their finalizers),
    * then fails every accepted task's waiter with `SequentStoppedError`.
-   * Succeeds with the number of tasks dropped; a second call waits for the first.
+   * Succeeds with the number of tasks this call dropped; a later call waits for
+   * the first one to finish and drops nothing.
    */
   readonly stop: Effect.Effect<number> = Effect.uninterruptible(Effect.suspend(() => {
-    if (this.phase === STOPPED) return Deferred.await(this.stopped)
+    if (this.phase === STOPPED) return Effect.as(Deferred.await(this.stopped), 0)
     this.phase = STOPPED
     this.rejectWaiters()
     return Effect.zipRight(this.interruptAll, Effect.sync(() => this.dropAll()))

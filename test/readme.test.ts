@@ -1,0 +1,51 @@
+/**
+ * The README tells the truth: every TypeScript block in it is a file under
+ * examples/readme/ (type-checked by `npm run check`), and every one of them
+ * that is a program runs to completion.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import { readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+
+const root = join(import.meta.dirname, "..")
+const readme = readFileSync(join(root, "README.md"), "utf8")
+const blocks = Array.from(readme.matchAll(/```ts\n([\s\S]*?)```/g), (match) => match[1]!.trim())
+const dir = join(root, "examples", "readme")
+const files = readdirSync(dir).filter((file) => file.endsWith(".ts")).sort()
+const sources = new Map(files.map((file) => [file, readFileSync(join(dir, file), "utf8").trim()]))
+
+/** What each runnable example prints last, as the README describes it. */
+const lastLines: Record<string, string> = {
+  "01-quick.ts": "write 3",
+  "02-retry.ts": "done after 3 calls",
+  "03-submit.ts": "value 42, error rejected",
+  "04-flush-stop.ts": "Sequent is stopped: it accepts no new tasks"
+}
+
+describe("README", () => {
+  it("has TypeScript examples", () => {
+    assert.isAtLeast(blocks.length, 5)
+  })
+
+  blocks.forEach((block, index) => {
+    it(`example ${index + 1} is a checked file under examples/readme`, () => {
+      const file = files.find((name) => sources.get(name) === block)
+      assert.isDefined(file, `README block ${index + 1} starting ${JSON.stringify(block.slice(0, 60))} is in no file`)
+    })
+  })
+
+  for (const file of files.filter((name) => !name.endsWith(".test.ts"))) {
+    it.concurrent(`examples/readme/${file} runs, exits 0 and prints what the README says`, () => {
+      const output = execFileSync(process.execPath, ["--import", "tsx", join(dir, file)], {
+        cwd: root,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        timeout: 30_000
+      })
+      const expected = lastLines[file]
+      assert.isDefined(expected, `no expected output recorded for ${file}`)
+      assert.include(output, expected!)
+    })
+  }
+})
