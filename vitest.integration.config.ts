@@ -3,7 +3,10 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   resolve: {
-    alias: { "effect-sequent": fileURLToPath(new URL("./src/index.ts", import.meta.url)) }
+    alias: [
+      { find: /^effect-sequent$/, replacement: fileURLToPath(new URL("./src/index.ts", import.meta.url)) },
+      { find: /^effect-sequent\/(.*)$/, replacement: fileURLToPath(new URL("./src/$1.ts", import.meta.url)) }
+    ]
   },
   test: {
     include: ["test/integration/**/*.test.ts"],

@@ -11,7 +11,6 @@ import type * as Duration from "effect/Duration"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
-import type * as MetricKeyType from "effect/MetricKeyType"
 
 /**
  * One thing that happened to a task, or to a lane.
@@ -161,8 +160,8 @@ export interface SequentMetrics {
   readonly gaveUp: Metric.Metric.Counter<number>
   readonly dropped: Metric.Metric.Counter<number>
   readonly queueSize: Metric.Metric.Gauge<number>
-  readonly taskDuration: Metric.Metric<MetricKeyType.MetricKeyType.Histogram, number, any>
-  readonly attemptDuration: Metric.Metric<MetricKeyType.MetricKeyType.Histogram, number, any>
+  readonly taskDuration: Metric.Metric.Histogram<number>
+  readonly attemptDuration: Metric.Metric.Histogram<number>
 }
 
 /**

@@ -14,13 +14,12 @@ import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
-import { Executor, type GiveUp } from "./internal/executor.js"
+import { Executor, type GiveUp, type JobHooks } from "./internal/executor.js"
 import type { Policy } from "./internal/lane.js"
 import { Observer } from "./internal/observer.js"
 import { metrics, type SequentEvent, type SequentMetrics, type SequentStatus } from "./Observability.js"
@@ -250,6 +249,17 @@ const decodeTimeout = (
  * @category constructors
  */
 export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
+  Effect.map(makeCore(options, undefined), (core) => core.service)
+
+/**
+ * The executor and its service, with the journal's hooks when durable.
+ *
+ * @internal
+ */
+export const makeCore = (
+  options: SequentOptions,
+  hooks: JobHooks | undefined
+): Effect.Effect<{ readonly service: Sequent.Service; readonly executor: Executor }, never, Scope.Scope> =>
   Effect.gen(function*() {
     const concurrency = yield* Effect.orDie(decodeConcurrency(options.concurrency))
     const capacity = yield* Effect.orDie(decodeCapacity(options.capacity))
@@ -262,6 +272,7 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
       capacity,
       onFull: options.onFull ?? "wait",
       onGiveUp: options.onGiveUp ?? "continue",
+      hooks,
       deadLetter: options.deadLetter,
       grace: Duration.decode(options.closeGracePeriod ?? Duration.seconds(30))
     } as const
@@ -271,9 +282,8 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
     const tracer = yield* Effect.tracer
     const spans = options.spans ?? "auto"
     const traced = spans === "auto" ? tracer !== builtInTracer : spans
-    const events = yield* PubSub.sliding<SequentEvent>(eventBuffer)
     const executorMetrics = metrics(name)
-    const observer = new Observer(executorMetrics, options.laneMetrics ?? false, events, clock, traced ? tracer : undefined)
+    const observer = new Observer(executorMetrics, options.laneMetrics ?? false, eventBuffer, clock, traced ? tracer : undefined)
     const executor = new Executor(
       config,
       observer,
@@ -282,13 +292,7 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
       Effect.asVoid(FiberSet.clear(fibers)),
       yield* Effect.fiberId
     )
-    const subscribe = Effect.zipRight(
-      Effect.acquireRelease(
-        Effect.sync(() => observer.subscribers++),
-        () => Effect.sync(() => observer.subscribers--)
-      ),
-      PubSub.subscribe(events)
-    )
+    const subscribe = observer.subscribe
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
@@ -345,7 +349,7 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
       subscribe,
       metrics: executorMetrics
     }
-    return service
+    return { service, executor }
   })
 
 /**

@@ -98,3 +98,20 @@ export class SequentOptionError extends Data.TaggedError("SequentOptionError")<{
     return `invalid option ${this.option}: ${this.reason}`
   }
 }
+
+/**
+ * A durable task could not be scheduled: it is not an instance of a task kind
+ * registered with the executor, or it does not encode with its kind's schema.
+ * Nothing was written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentInvalidTaskError extends Data.TaggedError("SequentInvalidTaskError")<{
+  readonly tag: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `cannot schedule task ${this.tag}: ${this.reason}`
+  }
+}

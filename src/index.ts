@@ -24,3 +24,33 @@ export {
   SequentStoppedError,
   SequentTimeoutError
 } from "./SequentError.js"
+
+export {
+  type DurableScheduleError,
+  DurableSequent,
+  type DurableTask,
+  type DurableTaskOptions
+} from "./Durable.js"
+
+export * as Durable from "./Durable.js"
+
+export {
+  type AppendResult,
+  type DeadLetter as JournalDeadLetter,
+  Journal,
+  type JournalEntry,
+  JournalError,
+  JournalLockedError,
+  JournalNotFoundError,
+  type JournalRecord
+} from "./Journal.js"
+
+export * as Observability from "./Observability.js"
+
+export { type LaneStatus, type SequentEvent, type SequentStatus, type TaskStatus } from "./Observability.js"
+
+export { SequentInvalidTaskError } from "./SequentError.js"
+
+export * as TaskKind from "./TaskKind.js"
+
+export { TaskHandlers } from "./TaskKind.js"

@@ -40,8 +40,21 @@ export interface GiveUp {
   readonly cause: Cause.Cause<unknown>
 }
 
+/**
+ * What a durable executor does at each step of a job, before the step takes
+ * effect: each returns once the journal has it.
+ *
+ * @internal
+ */
+export interface JobHooks {
+  readonly completed: (job: Job) => Effect.Effect<void>
+  readonly attemptFailed: (job: Job) => Effect.Effect<void>
+  readonly gaveUp: (job: Job, cause: Cause.Cause<unknown>) => Effect.Effect<void>
+}
+
 /** @internal */
 export interface ExecutorConfig {
+  readonly hooks: JobHooks | undefined
   readonly name: string
   readonly policy: Policy
   readonly concurrency: number
@@ -159,6 +172,21 @@ export class Executor {
     }
     this.enqueue(key, job)
     return Effect.void
+  }
+
+  /**
+   * Takes a job that is already durably written, whatever the capacity: it is
+   * accepted. Only a stopped executor leaves it to the journal (false).
+   */
+  admit(key: string | undefined, job: Job): boolean {
+    if (this.phase === STOPPED) return false
+    this.enqueue(key, job)
+    return true
+  }
+
+  /** Fails unless the executor accepts new tasks. */
+  get closed(): SequentClosedError | undefined {
+    return this.phase === OPEN ? undefined : this.closedError()
   }
 
   private closedError(): SequentClosedError {
@@ -302,6 +330,13 @@ export class Executor {
   }
 
   succeeded(worker: Worker, value: unknown): Effect.Effect<void> {
+    const hooks = this.config.hooks
+    return hooks === undefined
+      ? this.settle(worker, value)
+      : Effect.zipRight(hooks.completed(worker.job), Effect.suspend(() => this.settle(worker, value)))
+  }
+
+  private settle(worker: Worker, value: unknown): Effect.Effect<void> {
     const { job, lane } = worker
     const span = lane.span
     lane.shift()
@@ -351,12 +386,15 @@ export class Executor {
       lane.retryState = nextState
       const delay = Math.max(0, Intervals.start(decision.intervals) - now)
       this.observer.attemptFailed(job, lane, cause, delay)
+      const hooks = this.config.hooks
       return Effect.zipRight(
+        hooks === undefined ? Effect.void : hooks.attemptFailed(job),
+        Effect.zipRight(
         Effect.logWarning("Sequent: attempt failed, retrying", cause).pipe(
           Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${Math.round(delay)}ms` })
         ),
         Effect.suspend(() => this.retryAfter(worker, lane, delay))
-      )
+      ))
     })
   }
 
@@ -385,6 +423,7 @@ export class Executor {
 
   private gaveUp(worker: Worker, cause: Cause.Cause<unknown>): Effect.Effect<void> {
     const { job, lane } = worker
+    this.observer.lastAttemptFailed(lane)
     const attempts = job.attempts
     const handler = this.config.deadLetter
     const report = Effect.logError("Sequent: task gave up", cause).pipe(
@@ -401,7 +440,9 @@ export class Executor {
     const deadLetter = handler === undefined ? Effect.void : handler({ key: lane.key, attempts, cause }).pipe(
       Effect.catchAllCause((failure) => Effect.logError("Sequent: the dead-letter handler failed", failure))
     )
+    const hooks = this.config.hooks
     return report.pipe(
+      Effect.zipRight(hooks === undefined ? Effect.void : hooks.gaveUp(job, cause)),
       Effect.zipRight(deadLetter),
       Effect.zipRight(deliver),
       Effect.zipRight(Effect.suspend(() => this.next(worker, lane)))

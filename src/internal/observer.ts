@@ -7,32 +7,100 @@
  * @internal
  */
 import type * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as MetricLabel from "effect/MetricLabel"
+import * as MutableQueue from "effect/MutableQueue"
 import * as Option from "effect/Option"
-import type * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import { SequentEvent, type SequentMetrics } from "../Observability.js"
+import { SequentFalseError } from "../SequentError.js"
 import type { Job, Lane } from "./lane.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
+/**
+ * One subscriber's buffer of events. Full, it drops its oldest event to take the
+ * new one, so the publisher never waits and never fails, and a subscriber that
+ * falls behind loses only its own oldest unread events.
+ *
+ * (A `PubSub.sliding` does not do this when published to synchronously: its
+ * `unsafeOffer` drops the new event, for every subscriber, once the slowest one
+ * is full.)
+ */
+class SlidingBuffer<A> implements Queue.BackingQueue<A> {
+  readonly [Queue.BackingQueueTypeId] = { _A: (_: A) => _ } as Queue.BackingQueue<A>[Queue.BackingQueueTypeId]
+  private readonly queue: MutableQueue.MutableQueue<A>
+
+  constructor(private readonly size: number) {
+    this.queue = MutableQueue.bounded(size)
+  }
+
+  poll<Def>(def: Def): A | Def {
+    return MutableQueue.poll(this.queue, def)
+  }
+
+  pollUpTo(limit: number): Chunk.Chunk<A> {
+    return MutableQueue.pollUpTo(this.queue, limit)
+  }
+
+  offer(element: A): boolean {
+    if (MutableQueue.length(this.queue) >= this.size) MutableQueue.poll(this.queue, undefined)
+    return MutableQueue.offer(this.queue, element)
+  }
+
+  offerAll(elements: Iterable<A>): Chunk.Chunk<A> {
+    for (const element of elements) this.offer(element)
+    return Chunk.empty()
+  }
+
+  capacity(): number {
+    return this.size
+  }
+
+  length(): number {
+    return MutableQueue.length(this.queue)
+  }
+}
+
 /** @internal */
 export class Observer {
-  /** How many event subscriptions are open; events are built only while there is one. */
-  subscribers = 0
+  /** The open event subscriptions; events are built only while there is one. */
+  private readonly queues = new Set<Queue.Queue<SequentEvent>>()
+
+  /**
+   * A subscription, open from now until the scope closes, holding at most
+   * `eventBuffer` unread events: the newest ones.
+   */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<SequentEvent>, never, Scope.Scope>
 
   constructor(
     private readonly metrics: SequentMetrics,
     private readonly laneMetrics: boolean,
-    private readonly events: PubSub.PubSub<SequentEvent>,
+    eventBuffer: number,
     private readonly clock: Clock.Clock,
     private readonly tracer: Tracer.Tracer | undefined
-  ) {}
+  ) {
+    this.subscribe = Effect.acquireRelease(
+      Effect.suspend(() => Queue.make(new SlidingBuffer<SequentEvent>(eventBuffer), Queue.slidingStrategy())).pipe(
+        Effect.tap((queue) => {
+          this.queues.add(queue)
+        })
+      ),
+      (queue) =>
+        Effect.suspend(() => {
+          this.queues.delete(queue)
+          return Queue.shutdown(queue)
+        })
+    )
+  }
 
   private tags(lane: Lane): ReadonlyArray<MetricLabel.MetricLabel> {
     if (!this.laneMetrics || lane.key === undefined) return NO_TAGS
@@ -40,7 +108,7 @@ export class Observer {
   }
 
   private publish(event: SequentEvent): void {
-    this.events.unsafeOffer(event)
+    for (const queue of this.queues) queue.unsafeOffer(event)
   }
 
   size(size: number): void {
@@ -50,7 +118,7 @@ export class Observer {
   scheduled(job: Job, lane: Lane, size: number): void {
     this.metrics.scheduled.unsafeUpdate(1, this.tags(lane))
     this.size(size)
-    if (this.subscribers > 0) {
+    if (this.queues.size > 0) {
       this.publish(SequentEvent.Scheduled({ task: job.id, key: lane.key, at: job.scheduledAt }))
     }
   }
@@ -59,7 +127,7 @@ export class Observer {
     const now = this.clock.unsafeCurrentTimeMillis()
     lane.attemptStartedAt = now
     if (this.tracer !== undefined && lane.span === undefined) lane.span = this.taskSpan(job, lane)
-    if (this.subscribers > 0) {
+    if (this.queues.size > 0) {
       this.publish(SequentEvent.Started({ task: job.id, key: lane.key, attempt: job.attempts, at: now }))
     }
   }
@@ -76,7 +144,7 @@ export class Observer {
     this.metrics.taskDuration.unsafeUpdate((now - job.scheduledAt) / 1000, tags)
     this.size(size)
     if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.void)
-    if (this.subscribers > 0) {
+    if (this.queues.size > 0) {
       this.publish(SequentEvent.Succeeded({
         task: job.id,
         key: lane.key,
@@ -95,7 +163,7 @@ export class Observer {
       "sequent.attempt": job.attempts,
       "sequent.retry_in_ms": delay
     })
-    if (this.subscribers > 0) {
+    if (this.queues.size > 0) {
       this.publish(SequentEvent.AttemptFailed({
         task: job.id,
         key: lane.key,
@@ -107,23 +175,31 @@ export class Observer {
     }
   }
 
+  /**
+   * The last attempt of a task that gives up has failed. Called as soon as the
+   * executor knows, before the dead-letter handler runs, so that the attempt's
+   * duration does not include the handler's.
+   */
+  lastAttemptFailed(lane: Lane): void {
+    this.attemptEnded(lane, this.clock.unsafeCurrentTimeMillis())
+    this.metrics.attemptsFailed.unsafeUpdate(1, this.tags(lane))
+  }
+
+  /** The task gave up and left its lane (after its dead-letter handler, if any). */
   gaveUp(job: Job, lane: Lane, cause: Cause.Cause<unknown>, size: number, span: Tracer.Span | undefined): void {
     const now = this.clock.unsafeCurrentTimeMillis()
-    const tags = this.tags(lane)
-    this.attemptEnded(lane, now)
-    this.metrics.attemptsFailed.unsafeUpdate(1, tags)
-    this.metrics.gaveUp.unsafeUpdate(1, tags)
+    this.metrics.gaveUp.unsafeUpdate(1, this.tags(lane))
     this.size(size)
     if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.failCause(cause))
-    if (this.subscribers > 0) {
+    if (this.queues.size > 0) {
       this.publish(SequentEvent.GaveUp({ task: job.id, key: lane.key, attempts: job.attempts, cause, at: now }))
     }
   }
 
   dropped(job: Job, lane: Lane, span: Tracer.Span | undefined): void {
     this.metrics.dropped.unsafeUpdate(1, this.tags(lane))
-    if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.interrupt(Option.none() as any))
-    if (this.subscribers > 0) {
+    if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.interrupt(FiberId.none))
+    if (this.queues.size > 0) {
       this.publish(SequentEvent.Dropped({
         task: job.id,
         key: lane.key,
@@ -134,11 +210,11 @@ export class Observer {
   }
 
   paused(key: string | undefined): void {
-    if (this.subscribers > 0) this.publish(SequentEvent.Paused({ key, at: this.clock.unsafeCurrentTimeMillis() }))
+    if (this.queues.size > 0) this.publish(SequentEvent.Paused({ key, at: this.clock.unsafeCurrentTimeMillis() }))
   }
 
   resumed(key: string | undefined): void {
-    if (this.subscribers > 0) this.publish(SequentEvent.Resumed({ key, at: this.clock.unsafeCurrentTimeMillis() }))
+    if (this.queues.size > 0) this.publish(SequentEvent.Resumed({ key, at: this.clock.unsafeCurrentTimeMillis() }))
   }
 
   /**
@@ -165,11 +241,19 @@ export class Observer {
     return span
   }
 
-  /** The attempt, in a `Sequent.attempt` span under the task's span, when tracing is on. */
+  /**
+   * The attempt, in a `Sequent.attempt` span under the task's span, when tracing
+   * is on. A `false` result fails inside the span, as the executor counts it, so
+   * that the span ends with an error too.
+   */
   wrap(job: Job, lane: Lane, task: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
     const parent = lane.span
     if (parent === undefined) return task
-    return Effect.withSpan(task, "Sequent.attempt", {
+    const attempt = Effect.flatMap(
+      task,
+      (value) => value === false ? Effect.fail(new SequentFalseError()) : Effect.succeed(value)
+    )
+    return Effect.withSpan(attempt, "Sequent.attempt", {
       parent,
       captureStackTrace: false,
       attributes: { "sequent.task": job.id, "sequent.attempt": job.attempts, ...(lane.key === undefined ? {} : { "sequent.key": lane.key }) }

@@ -1,0 +1,308 @@
+/**
+ * The durable journal: the storage port behind durable mode.
+ *
+ * A journal keeps every task that has been accepted but not yet finished, in
+ * one global order (`seq`), so that a restarted process can pick up exactly
+ * where the previous one stopped. Tasks that exhausted their retries are moved
+ * to a dead-letter table, from which they can be redriven.
+ *
+ * This module holds the port (the `Journal` tag and its records), an in-memory
+ * implementation for tests, and the errors. Durable backends live in their own
+ * modules: `SqliteJournal` and `PgJournal`.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+
+/**
+ * What `append` stores: one encoded task.
+ *
+ * - `id`: the task's identity; while a task with this id is pending or
+ *   dead-lettered, appending the same id again is a no-op.
+ * - `lane`: the lane the task runs in; `""` is the default lane.
+ * - `tag`: the task kind, used to find its handler and schema.
+ * - `payload`: the JSON text of the encoded task.
+ * - `scheduledAt`: when the task was scheduled, in epoch milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JournalEntry {
+  readonly id: string
+  readonly lane: string
+  readonly tag: string
+  readonly payload: string
+  readonly scheduledAt: number
+}
+
+/**
+ * A pending entry as the journal stores it: its global position `seq` and the
+ * number of attempts that have failed so far.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JournalRecord extends JournalEntry {
+  readonly seq: number
+  readonly attempts: number
+}
+
+/**
+ * A record that failed for good, with the reason and the time it was
+ * dead-lettered (epoch milliseconds). It keeps the `seq` it had while pending.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DeadLetter extends JournalRecord {
+  readonly reason: string
+  readonly failedAt: number
+}
+
+/**
+ * The outcome of appending one entry: its `seq`, and whether it was stored
+ * now (`true`) or was already pending or dead-lettered (`false`, with the
+ * existing record's `seq`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppendResult {
+  readonly seq: number
+  readonly inserted: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export declare namespace Journal {
+  /**
+   * The journal's operations. Every implementation (memory, SQLite,
+   * PostgreSQL) has exactly these semantics:
+   *
+   * - `append` stores a batch in one transaction and answers in input order.
+   *   `seq` is one global, strictly increasing order over every record ever
+   *   appended (or redriven); a `seq` is never reused. An id that is already
+   *   pending or dead-lettered is not stored again (`inserted: false` with the
+   *   existing `seq`); an id repeated inside one batch is stored once, the
+   *   first occurrence wins. Once a record completes it is deleted, so its id
+   *   may be appended again and gets a new `seq` (BullMQ `jobId` semantics:
+   *   ids deduplicate live work, not history).
+   * - `attemptFailed` records the number of failed attempts of a pending record.
+   * - `complete` deletes pending records, in one transaction.
+   * - `deadLetter` moves a pending record to the dead-letter table atomically,
+   *   keeping its `seq` and attempts.
+   * - `pending` and `deadLetters` list the records in `seq` order.
+   * - `redrive` moves a dead letter back to pending with a new `seq` (so it
+   *   runs after everything already in its lane) and zero attempts; it fails
+   *   with `JournalNotFoundError` when no dead letter has that id.
+   *
+   * `attemptFailed`, `complete` and `deadLetter` ignore a `seq` that is not
+   * pending, so replaying them is harmless.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    readonly append: (
+      entries: ReadonlyArray<JournalEntry>
+    ) => Effect.Effect<ReadonlyArray<AppendResult>, JournalError>
+    readonly attemptFailed: (seq: number, attempts: number) => Effect.Effect<void, JournalError>
+    readonly complete: (seqs: ReadonlyArray<number>) => Effect.Effect<void, JournalError>
+    readonly deadLetter: (seq: number, reason: string, failedAt: number) => Effect.Effect<void, JournalError>
+    readonly pending: Effect.Effect<ReadonlyArray<JournalRecord>, JournalError>
+    readonly deadLetters: Effect.Effect<ReadonlyArray<DeadLetter>, JournalError>
+    readonly redrive: (id: string) => Effect.Effect<JournalRecord, JournalError | JournalNotFoundError>
+  }
+}
+
+/**
+ * The journal port. Provide it with `Journal.layerMemory` (tests, no
+ * durability), `SqliteJournal.layer` or `PgJournal.layer`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Journal } from "effect-sequent"
+ *
+ * const program = Effect.gen(function*() {
+ *   const journal = yield* Journal
+ *   const [result] = yield* journal.append([
+ *     { id: "mail-1", lane: "", tag: "SendMail", payload: "{\"to\":\"a@b.c\"}", scheduledAt: 0 }
+ *   ])
+ *   yield* journal.complete([result.seq])
+ * })
+ *
+ * Effect.runPromise(Effect.provide(program, Journal.layerMemory))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Journal extends Context.Tag("effect-sequent/Journal")<Journal, Journal.Service>() {
+  /**
+   * An in-memory journal with the same semantics as the durable ones. Every
+   * build of the layer starts empty.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerMemory: Layer.Layer<Journal> = Layer.sync(Journal, () => unsafeMakeMemory())
+}
+
+/**
+ * Builds an empty in-memory journal.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<Journal.Service> = Effect.sync(() => unsafeMakeMemory())
+
+/**
+ * An in-memory journal; the same layer as `Journal.layerMemory`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Journal> = Journal.layerMemory
+
+const unsafeMakeMemory = (): Journal.Service => {
+  let lastSeq = 0
+  // Map iteration follows insertion, and a record is always inserted with a
+  // seq larger than every seq before it, so `pending` is kept in seq order.
+  const pending = new Map<number, JournalRecord>()
+  const pendingIds = new Map<string, number>()
+  const dead = new Map<number, DeadLetter>()
+  const deadIds = new Map<string, number>()
+
+  const insert = (entry: JournalEntry, attempts: number): JournalRecord => {
+    const record: JournalRecord = {
+      seq: ++lastSeq,
+      id: entry.id,
+      lane: entry.lane,
+      tag: entry.tag,
+      payload: entry.payload,
+      scheduledAt: entry.scheduledAt,
+      attempts
+    }
+    pending.set(record.seq, record)
+    pendingIds.set(record.id, record.seq)
+    return record
+  }
+
+  return Journal.of({
+    append: (entries) =>
+      Effect.sync(() =>
+        entries.map((entry): AppendResult => {
+          const existing = pendingIds.get(entry.id) ?? deadIds.get(entry.id)
+          if (existing !== undefined) return { seq: existing, inserted: false }
+          return { seq: insert(entry, 0).seq, inserted: true }
+        })
+      ),
+    attemptFailed: (seq, attempts) =>
+      Effect.sync(() => {
+        const record = pending.get(seq)
+        if (record !== undefined) pending.set(seq, { ...record, attempts })
+      }),
+    complete: (seqs) =>
+      Effect.sync(() => {
+        for (const seq of seqs) {
+          const record = pending.get(seq)
+          if (record === undefined) continue
+          pending.delete(seq)
+          pendingIds.delete(record.id)
+        }
+      }),
+    deadLetter: (seq, reason, failedAt) =>
+      Effect.sync(() => {
+        const record = pending.get(seq)
+        if (record === undefined) return
+        pending.delete(seq)
+        pendingIds.delete(record.id)
+        dead.set(seq, { ...record, reason, failedAt })
+        deadIds.set(record.id, seq)
+      }),
+    pending: Effect.sync(() => Array.from(pending.values())),
+    deadLetters: Effect.sync(() => Array.from(dead.values()).sort((a, b) => a.seq - b.seq)),
+    redrive: (id) =>
+      Effect.suspend(() => {
+        const seq = deadIds.get(id)
+        if (seq === undefined) return Effect.fail(new JournalNotFoundError({ id }))
+        const letter = dead.get(seq)!
+        dead.delete(seq)
+        deadIds.delete(id)
+        return Effect.succeed(insert(letter, 0))
+      })
+  })
+}
+
+/**
+ * The journal's storage failed: it could not be opened or migrated, or a
+ * read or write did not go through. `reason` says what was being done;
+ * `cause` is the underlying error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JournalError extends Data.TaggedError("JournalError")<{
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.cause === undefined ? this.reason : `${this.reason}: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * `redrive` was asked for an id that has no dead letter.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JournalNotFoundError extends Data.TaggedError("JournalNotFoundError")<{
+  readonly id: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `No dead letter with id ${JSON.stringify(this.id)} in the journal`
+  }
+}
+
+/**
+ * Another process (or another layer in this process) holds the journal. A
+ * journal has a single owner at a time; the lock is released when its owner's
+ * scope closes or its process dies.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JournalLockedError extends Data.TaggedError("JournalLockedError")<{
+  readonly resource: string
+  readonly cause?: unknown
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `The journal ${this.resource} is held by another process`
+  }
+}
+
+const causeMessage = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const inner = (cause as { readonly cause?: unknown }).cause
+    return inner instanceof Error && inner.message !== cause.message
+      ? `${cause.message} (${inner.message})`
+      : cause.message
+  }
+  return String(cause)
+}
