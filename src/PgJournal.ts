@@ -80,7 +80,8 @@ export const make = (
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
- * import { Journal, PgJournal } from "effect-sequent"
+ * import { Journal } from "effect-sequent"
+ * import * as PgJournal from "effect-sequent/PgJournal"
  *
  * const JournalLive = PgJournal.layer({ url: Redacted.make("postgres://postgres@localhost/app") })
  *

@@ -82,7 +82,8 @@ export const make = (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Journal, SqliteJournal } from "effect-sequent"
+ * import { Journal } from "effect-sequent"
+ * import * as SqliteJournal from "effect-sequent/SqliteJournal"
  *
  * const program = Effect.gen(function*() {
  *   const journal = yield* Journal
