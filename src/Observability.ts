@@ -11,6 +11,7 @@ import type * as Duration from "effect/Duration"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
+import * as MetricLabel from "effect/MetricLabel"
 
 /**
  * One thing that happened to a task, or to a lane.
@@ -19,12 +20,17 @@ import * as MetricKey from "effect/MetricKey"
  * - `Started`: an attempt began (`attempt` counts from 1).
  * - `AttemptFailed`: an attempt failed and the task will be retried after `retryIn`.
  * - `Succeeded`: the task succeeded; `duration` runs from schedule to success.
- * - `GaveUp`: the task's retry schedule ran out, or its failure was not retryable.
- * - `Dropped`: `stop` (or the close of the executor's scope) dropped the task.
+ * - `GaveUp`: the task's retry schedule ran out, or its failure was not
+ *   retryable; `cause` is its last failure, which has no `AttemptFailed` of its own.
+ * - `Dropped`: `stop` (or the close of the executor's scope) dropped the task,
+ *   running (`attempts` > 0) or queued.
  * - `Paused` / `Resumed`: a lane (`key`), or every lane (`key` undefined), was paused or resumed.
  *
  * `task` is the task's number in this executor, from 1 in schedule order; `at`
  * is the `Clock` time in milliseconds.
+ *
+ * A subscriber holds at most the executor's `eventBuffer` unread events: when it
+ * falls further behind it loses its oldest unread ones, and nothing marks the gap.
  *
  * @since 0.1.0
  * @category events
@@ -120,8 +126,19 @@ export interface SequentStatus {
 }
 
 /**
- * The metric names, each tagged `executor` with the executor's `name` (and
- * `key` with the lane's key, when the executor's `laneMetrics` option is on).
+ * The metric names. Every series is tagged `executor` with the executor's
+ * `name`. With the executor's `laneMetrics` option on, the counters and
+ * histograms of keyed lanes are tagged `key` with the lane's key too (the
+ * default lane's series have no `key`); the queue-size gauge never is.
+ *
+ * - `sequent_tasks_scheduled`, `sequent_tasks_succeeded`,
+ *   `sequent_tasks_gave_up`, `sequent_tasks_dropped`: counters of tasks.
+ * - `sequent_attempts_failed`: a counter of failed attempts, the last one of a
+ *   task that gave up included (an attempt interrupted by `stop` is not one).
+ * - `sequent_queue_size`: a gauge of the tasks accepted and not finished.
+ * - `sequent_task_duration`: a histogram of seconds from schedule to success.
+ * - `sequent_attempt_duration`: a histogram of the seconds each finished
+ *   attempt ran.
  *
  * @since 0.1.0
  * @category metrics
@@ -138,8 +155,9 @@ export const MetricNames = {
 } as const
 
 /**
- * The bucket boundaries of both duration histograms, in seconds: 1 ms doubling
- * up to about 2.3 hours.
+ * The bucket boundaries of both duration histograms, in seconds: 23 buckets
+ * from 1 ms, each twice the one before, up to 4194.304 s (about 70 minutes),
+ * and one for anything longer.
  *
  * @since 0.1.0
  * @category metrics
@@ -172,29 +190,23 @@ export interface SequentMetrics {
  * @category metrics
  */
 export const metrics = (name: string): SequentMetrics => {
-  const tag = <K extends MetricKey.MetricKey<any>>(key: K): K => MetricKey.tagged(key, "executor", name) as K
+  const executor = MetricLabel.make("executor", name)
+  // incremental: they only grow, so exporters see monotonic counters (an OpenTelemetry Counter, not an UpDownCounter)
+  const counter = (key: string, description: string): Metric.Metric.Counter<number> =>
+    Metric.fromMetricKey(MetricKey.taggedWithLabels(MetricKey.counter(key, { description, incremental: true }), [executor]))
+  const histogram = (key: string, description: string): Metric.Metric.Histogram<number> =>
+    Metric.fromMetricKey(MetricKey.taggedWithLabels(MetricKey.histogram(key, durationBoundaries, description), [executor]))
   return {
-    scheduled: Metric.fromMetricKey(tag(MetricKey.counter(MetricNames.scheduled, { description: "tasks accepted" }))),
-    succeeded: Metric.fromMetricKey(tag(MetricKey.counter(MetricNames.succeeded, { description: "tasks that succeeded" }))),
-    attemptsFailed: Metric.fromMetricKey(
-      tag(MetricKey.counter(MetricNames.attemptsFailed, { description: "attempts that failed" }))
-    ),
-    gaveUp: Metric.fromMetricKey(tag(MetricKey.counter(MetricNames.gaveUp, { description: "tasks that gave up" }))),
-    dropped: Metric.fromMetricKey(
-      tag(MetricKey.counter(MetricNames.dropped, { description: "tasks dropped by stop or close" }))
-    ),
-    queueSize: Metric.fromMetricKey(
-      tag(MetricKey.gauge(MetricNames.queueSize, { description: "tasks accepted and not finished" }))
-    ),
-    taskDuration: Metric.fromMetricKey(tag(MetricKey.histogram(
-      MetricNames.taskDuration,
-      durationBoundaries,
-      "seconds from schedule to success"
-    ))),
-    attemptDuration: Metric.fromMetricKey(tag(MetricKey.histogram(
-      MetricNames.attemptDuration,
-      durationBoundaries,
-      "seconds an attempt ran"
-    )))
-  } as SequentMetrics
+    scheduled: counter(MetricNames.scheduled, "tasks accepted"),
+    succeeded: counter(MetricNames.succeeded, "tasks that succeeded"),
+    attemptsFailed: counter(MetricNames.attemptsFailed, "attempts that failed, the last one of a task that gave up included"),
+    gaveUp: counter(MetricNames.gaveUp, "tasks that gave up"),
+    dropped: counter(MetricNames.dropped, "tasks dropped by stop or close"),
+    queueSize: Metric.fromMetricKey(MetricKey.taggedWithLabels(
+      MetricKey.gauge(MetricNames.queueSize, { description: "tasks accepted and not finished" }),
+      [executor]
+    )),
+    taskDuration: histogram(MetricNames.taskDuration, "seconds from schedule to success"),
+    attemptDuration: histogram(MetricNames.attemptDuration, "seconds an attempt ran")
+  }
 }

@@ -160,14 +160,14 @@ export declare namespace Sequent {
      * later with the caller's services (`R` is taken from the caller's context
      * now). Fails with `SequentClosedError` once `flush` or `stop` has begun.
      */
-    readonly schedule: <A, E, R, const O extends TaskOptions<E> = {}>(
+    readonly schedule: <A, E, R, const O extends TaskOptions<any> = {}>(
       task: Effect.Effect<A, E, R>,
-      options?: O
+      options?: O & TaskOptions<E>
     ) => Effect.Effect<void, ScheduleError<O>, R>
     /** Schedules the task, then waits for how it ends. */
-    readonly submit: <A, E, R, const O extends TaskOptions<E> = {}>(
+    readonly submit: <A, E, R, const O extends TaskOptions<any> = {}>(
       task: Effect.Effect<A, E, R>,
-      options?: O
+      options?: O & TaskOptions<E>
     ) => Effect.Effect<A, E | SubmitError<A, O>, R>
     /** Graceful shutdown: closes intake and waits until every accepted task has finished. */
     readonly flush: Effect.Effect<void>
@@ -389,16 +389,16 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
     make(options)
 
   /** @since 0.1.0 */
-  static readonly schedule = <A, E, R, const O extends TaskOptions<E> = {}>(
+  static readonly schedule = <A, E, R, const O extends TaskOptions<any> = {}>(
     task: Effect.Effect<A, E, R>,
-    options?: O
+    options?: O & TaskOptions<E>
   ): Effect.Effect<void, ScheduleError<O>, R | Sequent> =>
     Effect.flatMap(Sequent, (sequent) => sequent.schedule(task, options))
 
   /** @since 0.1.0 */
-  static readonly submit = <A, E, R, const O extends TaskOptions<E> = {}>(
+  static readonly submit = <A, E, R, const O extends TaskOptions<any> = {}>(
     task: Effect.Effect<A, E, R>,
-    options?: O
+    options?: O & TaskOptions<E>
   ): Effect.Effect<A, E | SubmitError<A, O>, R | Sequent> =>
     Effect.flatMap(Sequent, (sequent) => sequent.submit(task, options))
 

@@ -75,6 +75,18 @@ describe("order and intake", () => {
       assert.isTrue(yield* Ref.get(ran))
     }))
 
+  it.scoped("schedule returns before even a synchronous task has run", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      let ran = false
+      yield* sequent.schedule(Effect.sync(() => {
+        ran = true
+      }))
+      assert.isFalse(ran, "not run inside the schedule call")
+      yield* sequent.flush
+      assert.isTrue(ran)
+    }))
+
   it.scoped("a task runs with the services of the fiber that scheduled it", () =>
     Effect.gen(function*() {
       class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}

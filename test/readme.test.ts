@@ -46,11 +46,11 @@ describe("README", () => {
         cwd: root,
         encoding: "utf8",
         stdio: ["ignore", "pipe", "pipe"],
-        timeout: 30_000
+        timeout: 120_000
       })
       const expected = lastLines[file]
       assert.isDefined(expected, `no expected output recorded for ${file}`)
       assert.include(output, expected!)
-    })
+    }, 180_000)
   }
 })

@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -77,4 +78,20 @@ describe("submit", () => {
       assert.strictEqual(value, 1)
       assert.strictEqual(failed._tag, "Mine")
     }).pipe(Effect.provide(Sequent.layer())))
+})
+
+describe("types", () => {
+  it.scoped("isRetryable's parameter is the task's error type, without an annotation", () =>
+    Effect.gen(function*() {
+      class Fatal extends Data.TaggedError("Fatal")<{}> {}
+      class Flaky extends Data.TaggedError("Flaky")<{}> {}
+      const sequent = yield* Sequent.make({ retry: Schedule.recurs(3) })
+      let attempts = 0
+      const task: Effect.Effect<never, Fatal | Flaky> = Effect.suspend(() =>
+        ++attempts === 1 ? Effect.fail(new Flaky()) : Effect.fail(new Fatal())
+      )
+      const error = yield* Effect.flip(sequent.submit(task, { isRetryable: (error) => error._tag === "Flaky" }))
+      assert.strictEqual(error._tag, "Fatal")
+      assert.strictEqual(attempts, 2, "the Flaky failure was retried, the Fatal one was not")
+    }))
 })

@@ -11,7 +11,7 @@
  */
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -22,6 +22,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
+import * as Tracer from "effect/Tracer"
 import type { LaneStatus, SequentStatus } from "../Observability.js"
 import {
   SequentClosedError,
@@ -64,7 +65,10 @@ export interface ExecutorConfig {
   readonly deadLetter: ((giveUp: GiveUp) => Effect.Effect<void>) | undefined
 }
 
-type Run = (effect: Effect.Effect<void>) => Fiber.RuntimeFiber<void, never>
+type Run = (
+  effect: Effect.Effect<void>,
+  options?: { readonly immediate?: boolean }
+) => Fiber.RuntimeFiber<void, never>
 
 interface RoomWaiter {
   readonly key: string | undefined
@@ -79,6 +83,11 @@ const STOPPED = 2
 /** The cause a `false` result stands for. */
 const falseCause = Cause.fail(new SequentFalseError())
 
+const withoutParentSpan = (context: Context.Context<unknown>): Context.Context<never> =>
+  (Option.isSome(Context.getOption(context as Context.Context<never>, Tracer.ParentSpan))
+    ? Context.omit(Tracer.ParentSpan)(context)
+    : context) as Context.Context<never>
+
 /** Workers kept parked at most, so a burst across many lanes does not leave many idle fibers behind. */
 const MAX_PARKED = 64
 
@@ -89,6 +98,8 @@ const MAX_PARKED = 64
 class Worker {
   lane: Lane = undefined as any
   job: Job = undefined as any
+  /** The caller context the worker's context was last taken from. */
+  private adoptedFrom: Context.Context<unknown> | undefined = undefined
   startedAt = 0
   readonly attempt: Effect.Effect<unknown, unknown>
   readonly step: Effect.Effect<void>
@@ -98,13 +109,15 @@ class Worker {
   constructor(executor: Executor) {
     // The task runs with its caller's services. The worker needs none of its own,
     // so it adopts the caller's context, and only when it changes: `Effect.provide`
-    // per attempt would copy the fiber's refs twice for every task.
-    this.attempt = Effect.withFiberRuntime((fiber) => {
+    // per attempt would copy the fiber's refs twice for every task. The caller's
+    // current span is left out, so a background task never becomes part of the
+    // trace of whoever scheduled it (its own span links to it instead).
+    this.attempt = Effect.suspend(() => {
       const job = this.job
       const task = executor.observer.wrap(job, this.lane, executor.timed(job))
-      return fiber.getFiberRef(FiberRef.currentContext) === job.context
-        ? task
-        : Effect.zipRight(FiberRef.set(FiberRef.currentContext, job.context as Context.Context<never>), task)
+      if (job.context === this.adoptedFrom) return task
+      this.adoptedFrom = job.context
+      return Effect.zipRight(FiberRef.set(FiberRef.currentContext, withoutParentSpan(job.context)), task)
     })
     this.step = Effect.matchCauseEffect(this.attempt, {
       onSuccess: (value) => value === false ? executor.failed(this, falseCause) : executor.succeeded(this, value),
@@ -242,7 +255,12 @@ export class Executor {
 
   /** Forgets an empty keyed lane, so lanes live only while they have work or a pause. */
   private reclaim(lane: Lane): void {
-    if (lane.key !== undefined && lane.size === 0 && !lane.blocked && lane.state === IDLE) {
+    // the identity check: a worker that `makeReady` started runs at once, and may have
+    // drained this lane, forgotten it, and created a new one for the key since
+    if (
+      lane.key !== undefined && lane.size === 0 && !lane.blocked && lane.state === IDLE &&
+      this.lanes.get(lane.key) === lane
+    ) {
       this.lanes.delete(lane.key)
     }
   }
@@ -266,7 +284,8 @@ export class Executor {
     if (this.parked.length > 0) this.parked.pop()!(Effect.void)
     else if (this.workers < this.config.concurrency) {
       this.workers++
-      this.run(new Worker(this).loop)
+      // not started in the caller's stack: `schedule` returns before any task runs
+      this.run(new Worker(this).loop, { immediate: false })
     }
   }
 
@@ -374,15 +393,23 @@ export class Executor {
     lane.lastFailure = cause
     if (lane.failingSince === undefined) lane.failingSince = now
     const policy = job.policy
-    if (policy.isRetryable !== undefined) {
-      const error = Cause.failureOption(cause)
-      if (Option.isSome(error) && !(error.value instanceof SequentTimeoutError) && !policy.isRetryable(error.value)) {
-        return this.gaveUp(worker, cause)
+    // `isRetryable` and the retry schedule are the user's code: when one throws or
+    // dies, the task gives up with that defect added, and the worker lives on.
+    // `isRetryable` judges typed failures only: not timeouts, and not `false`.
+    const decide = Effect.suspend(() => {
+      if (policy.isRetryable !== undefined) {
+        const error = Cause.failureOption(cause)
+        if (
+          Option.isSome(error) && !(error.value instanceof SequentTimeoutError) &&
+          !(error.value instanceof SequentFalseError) && !policy.isRetryable(error.value)
+        ) return Effect.succeed(undefined)
       }
-    }
-    const state = lane.retryState === NO_RETRY_STATE ? policy.retry.initial : lane.retryState
-    return Effect.flatMap(policy.retry.step(now, Cause.squash(cause), state), ([nextState, _, decision]) => {
-      if (ScheduleDecision.isDone(decision)) return this.gaveUp(worker, cause)
+      const state = lane.retryState === NO_RETRY_STATE ? policy.retry.initial : lane.retryState
+      return policy.retry.step(now, Cause.squash(cause), state)
+    })
+    return Effect.matchCauseEffect(decide, { onFailure: (defect) => this.gaveUp(worker, Cause.sequential(cause, defect)), onSuccess: (step) => {
+      if (step === undefined || ScheduleDecision.isDone(step[2])) return this.gaveUp(worker, cause)
+      const [nextState, _, decision] = step
       lane.retryState = nextState
       const delay = Math.max(0, Intervals.start(decision.intervals) - now)
       this.observer.attemptFailed(job, lane, cause, delay)
@@ -395,7 +422,7 @@ export class Executor {
         ),
         Effect.suspend(() => this.retryAfter(worker, lane, delay))
       ))
-    })
+    } })
   }
 
   private retryAfter(worker: Worker, lane: Lane, delay: number): Effect.Effect<void> {
@@ -437,7 +464,8 @@ export class Executor {
       this.finished()
       this.observer.gaveUp(job, lane, cause, this.count, span)
     })
-    const deadLetter = handler === undefined ? Effect.void : handler({ key: lane.key, attempts, cause }).pipe(
+    // suspended, so a handler that throws instead of returning an effect is caught like one that dies
+    const deadLetter = handler === undefined ? Effect.void : Effect.suspend(() => handler({ key: lane.key, attempts, cause })).pipe(
       Effect.catchAllCause((failure) => Effect.logError("Sequent: the dead-letter handler failed", failure))
     )
     const hooks = this.config.hooks
@@ -460,16 +488,20 @@ export class Executor {
   }
 
   resume(key: string | undefined): void {
+    // reported first: the lanes it frees may start (and report) attempts at once
+    this.observer.resumed(key)
     if (key === undefined) {
       this.paused = false
       this.unblock(this.defaultLane)
       for (const lane of Array.from(this.lanes.values())) this.unblock(lane)
-      for (let ready = this.readyHead; ready !== undefined; ready = ready.next) this.dispatch()
+      // count first: a worker that dispatch starts runs at once, and takes lanes off the list as it goes
+      let ready = 0
+      for (let lane = this.readyHead; lane !== undefined; lane = lane.next) ready++
+      for (; ready > 0; ready--) this.dispatch()
     } else {
       const lane = this.lanes.get(key)
       if (lane !== undefined) this.unblock(lane)
     }
-    this.observer.resumed(key)
   }
 
   private unblock(lane: Lane): void {
