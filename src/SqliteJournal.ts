@@ -6,8 +6,8 @@
  * transaction that has returned is in the write-ahead log, which the operating
  * system keeps even when the process is killed (`kill -9`, a crash, an OOM
  * kill); only a power loss or an operating-system crash can lose the last
- * transactions before a checkpoint. Use `synchronous = FULL` on your own client
- * (`layerFromClient`) if you need to survive those too.
+ * transactions before a checkpoint. Pass `synchronous: "FULL"` if you need to
+ * survive those too.
  *
  * Ownership: one process owns a journal file at a time. The owner holds an
  * exclusive SQLite lock on a companion file, `<filename>.lock`, for as long as
@@ -41,6 +41,12 @@ import * as internal from "./internal/sqlJournal.js"
  */
 export interface MakeOptions {
   readonly tablePrefix?: string | undefined
+  /**
+   * SQLite's `synchronous` setting: `"NORMAL"` (the default) survives a killed
+   * process; `"FULL"` also survives a power loss, at the cost of an fsync per
+   * transaction.
+   */
+  readonly synchronous?: "NORMAL" | "FULL" | undefined
 }
 
 /**
@@ -127,7 +133,7 @@ export const layerFromClient = (
 const makeOwned = (client: SqliteClient.SqliteClient, options: MakeOptions | undefined) =>
   Effect.gen(function*() {
     yield* client`PRAGMA journal_mode = WAL`.pipe(
-      Effect.zipRight(client`PRAGMA synchronous = NORMAL`),
+      Effect.zipRight(client.unsafe(`PRAGMA synchronous = ${options?.synchronous === "FULL" ? "FULL" : "NORMAL"}`)),
       Effect.mapError((cause) =>
         new JournalError({ reason: `Failed to configure the journal ${client.config.filename}`, cause })
       )

@@ -132,6 +132,20 @@ describe("sqlite", () => {
       assert.strictEqual(sync, 1) // NORMAL
     }))
 
+  it.scoped("synchronous: \"FULL\" is kept on the journal's connection", () =>
+    Effect.gen(function*() {
+      const filename = join(yield* tempDir, "journal.db")
+      const layer = SqliteJournal.layerFromClient({ synchronous: "FULL" }).pipe(
+        Layer.provideMerge(SqliteClient.layer({ filename }))
+      )
+      const sync = yield* Effect.gen(function*() {
+        yield* Journal
+        const sql = yield* SqliteClient.SqliteClient
+        return (yield* sql<{ synchronous: number }>`PRAGMA synchronous`)[0]!.synchronous
+      }).pipe(Effect.provide(layer))
+      assert.strictEqual(sync, 2) // FULL
+    }))
+
   it.scoped("table names carry the prefix, so two prefixes share one client independently", () =>
     Effect.gen(function*() {
       const filename = join(yield* tempDir, "journal.db")
