@@ -1,0 +1,228 @@
+/**
+ * Durable benchmark: Sequent's durable executor against @effect/sql's
+ * `SqlPersistedQueue` and an @effect/cluster `SingleRunner`, all on SQLite
+ * (WAL, `synchronous = NORMAL`), every task a no-op that succeeds at once.
+ *
+ * Each case runs in its own child process (`node --import tsx
+ * bench/durable/<impl>.ts ...`) on a fresh database in a fresh temporary
+ * directory, `--runs` times, the cases interleaved from run to run so that
+ * background load spreads over all of them. Every child checks that each task
+ * ran exactly once and in order (per lane / entity) and that the store holds
+ * no unfinished work at the end; a failed check or a crash fails the run.
+ *
+ * Prints the machine and its load (`uptime`) before and after, a table of
+ * tasks/s (min / median / max) with CPU time, and the ratios of Sequent's
+ * medians to the others'. Raw results go to `.tmp/durable-bench-results.json`.
+ *
+ * Run: node --import tsx bench/durable/run.ts [--quick] [--runs=N] [--only=sequent,sql-persisted-queue,cluster]
+ */
+import { execSync, spawnSync } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
+import os from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs, type Result, spread, type Spread } from "./shared.js"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = resolve(here, "..", "..")
+
+const impls = ["sequent", "sql-persisted-queue", "cluster"] as const
+type Impl = (typeof impls)[number]
+
+const args = parseArgs()
+const quick = args["quick"] === "true"
+const runs = args["runs"] !== undefined ? Number(args["runs"]) : quick ? 1 : 3
+const only = (args["only"] ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+for (const name of only) {
+  if (!(impls as ReadonlyArray<string>).includes(name)) {
+    console.error(`--only: unknown implementation ${name}; known: ${impls.join(", ")}`)
+    process.exit(1)
+  }
+}
+if (!Number.isInteger(runs) || runs < 1) {
+  console.error(`--runs must be a positive integer, got ${args["runs"]}`)
+  process.exit(1)
+}
+
+/** Sequent gets N = 20,000; the other two are several times slower per task, so they get fewer. */
+const size = quick ? { sequent: 2_000, sequential: 1_000, other: 300 } : { sequent: 20_000, sequential: 5_000, other: 2_000 }
+
+interface Case {
+  /** the row's key, for the ratios */
+  readonly id: string
+  readonly impl: Impl
+  readonly args: ReadonlyArray<string>
+}
+
+const allCases: ReadonlyArray<Case> = [
+  { id: "sequent-concurrent", impl: "sequent", args: [`--n=${size.sequent}`, "--mode=concurrent", "--producers=64"] },
+  {
+    id: "sequent-lanes",
+    impl: "sequent",
+    args: [`--n=${size.sequent}`, "--mode=concurrent", "--producers=64", "--lanes=64"]
+  },
+  { id: "sequent-sequential", impl: "sequent", args: [`--n=${size.sequential}`, "--mode=sequential"] },
+  // the best single-lane case again at the others' N, so that a ratio at equal N is there too
+  {
+    id: "sequent-concurrent-same-n",
+    impl: "sequent",
+    args: [`--n=${size.other}`, "--mode=concurrent", "--producers=64"]
+  },
+  { id: "sql-persisted-queue", impl: "sql-persisted-queue", args: [`--n=${size.other}`] },
+  { id: "cluster-1", impl: "cluster", args: [`--n=${size.other}`, "--entities=1"] },
+  { id: "cluster-64", impl: "cluster", args: [`--n=${size.other}`, "--entities=64"] }
+]
+const cases = allCases.filter((c) => only.length === 0 || only.includes(c.impl))
+
+/** Which Sequent row is set against which other row in the ratio table. */
+const comparisons: ReadonlyArray<readonly [sequent: string, other: string, what: string]> = [
+  ["sequent-concurrent", "sql-persisted-queue", "best single-lane Sequent vs the queue"],
+  ["sequent-concurrent-same-n", "sql-persisted-queue", "the same, at equal N"],
+  ["sequent-sequential", "sql-persisted-queue", "like for like: one awaited producer, one lane/consumer"],
+  ["sequent-concurrent", "cluster-1", "best single-lane Sequent vs one entity"],
+  ["sequent-concurrent-same-n", "cluster-1", "the same, at equal N"],
+  ["sequent-sequential", "cluster-1", "like for like: one awaited producer, one lane/entity"],
+  ["sequent-lanes", "cluster-64", "64 lanes vs 64 entities (64 producers each)"]
+]
+
+const uptime = (): string => {
+  try {
+    return execSync("uptime", { encoding: "utf8" }).trim()
+  } catch {
+    return `loadavg ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`
+  }
+}
+
+interface Failure {
+  readonly id: string
+  readonly run: number
+  readonly reason: string
+}
+
+const runCase = (c: Case, run: number): Result | Failure => {
+  const script = join("bench", "durable", `${c.impl}.ts`)
+  const child = spawnSync(process.execPath, ["--import", "tsx", script, ...c.args], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 15 * 60_000,
+    maxBuffer: 64 * 1024 * 1024
+  })
+  const line = child.stdout?.split("\n").find((l) => l.startsWith("RESULT "))
+  if (child.status !== 0 || line === undefined) {
+    const reason = child.error !== undefined
+      ? String(child.error)
+      : `exit ${child.status ?? child.signal}: ${(child.stderr ?? "").trim().split("\n").slice(-15).join("\n")}`
+    return { id: c.id, run, reason }
+  }
+  return JSON.parse(line.slice("RESULT ".length)) as Result
+}
+
+const isFailure = (r: Result | Failure): r is Failure => "reason" in r
+
+const fmt = (x: number): string => Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "-"
+const fmtSpread = (s: Spread): string => `${fmt(s.min)} / **${fmt(s.median)}** / ${fmt(s.max)}`
+const ratio = (a: number, b: number): string => Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(1)}x` : "-"
+
+const startedAt = new Date().toISOString()
+const loadBefore = uptime()
+console.log(`# Durable benchmark (${quick ? "quick" : "full"}, ${runs} run${runs === 1 ? "" : "s"} per case)`)
+console.log()
+console.log(`- machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}, ${os.platform()} ${os.release()}`)
+console.log(`- started: ${startedAt}`)
+console.log(`- load before: ${loadBefore}`)
+console.log()
+
+const results = new Map<string, Array<Result>>(cases.map((c) => [c.id, []]))
+const failures: Array<Failure> = []
+for (let run = 0; run < runs; run++) {
+  // rotate the starting case so no case always runs first (or last)
+  for (let k = 0; k < cases.length; k++) {
+    const c = cases[(k + run) % cases.length]!
+    process.stderr.write(`run ${run + 1}/${runs} ${c.id} ${c.args.join(" ")} ... `)
+    const r = runCase(c, run)
+    if (isFailure(r)) {
+      failures.push(r)
+      process.stderr.write(`FAILED\n${r.reason}\n`)
+    } else {
+      results.get(c.id)!.push(r)
+      process.stderr.write(`${fmt(r.tasksPerSecond)} tasks/s (${uptime().replace(/^.*load/, "load")})\n`)
+    }
+  }
+}
+const loadAfter = uptime()
+
+interface Row {
+  readonly c: Case
+  readonly rs: ReadonlyArray<Result>
+  readonly tps: Spread
+  readonly perCpuSecond: Spread
+}
+const rows: Array<Row> = cases.map((c) => {
+  const rs = results.get(c.id)!
+  return {
+    c,
+    rs,
+    tps: spread(rs.map((r) => r.tasksPerSecond)),
+    perCpuSecond: spread(rs.map((r) => r.n / (r.cpuMs / 1000)))
+  }
+})
+const byId = new Map(rows.map((row) => [row.c.id, row]))
+
+console.log(`- load after: ${loadAfter}`)
+console.log()
+console.log("| implementation | mode | N | runs | tasks/s min / **median** / max | total ms (median) | enqueue ms (median) | CPU ms (median) | tasks per CPU-s (median) | check |")
+console.log("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
+for (const row of rows) {
+  const first = row.rs[0]
+  if (first === undefined) {
+    console.log(`| ${row.c.impl} | ${row.c.args.join(" ")} | | 0 | FAILED | | | | | see below |`)
+    continue
+  }
+  const med = (f: (r: Result) => number) => fmt(spread(row.rs.map(f)).median)
+  console.log(
+    `| ${row.c.impl} | ${first.mode} | ${fmt(first.n)} | ${row.rs.length} | ${fmtSpread(row.tps)} | ${
+      med((r) => r.totalMs)
+    } | ${med((r) => r.enqueueMs)} | ${med((r) => r.cpuMs)} | ${fmt(row.perCpuSecond.median)} | ${first.check} |`
+  )
+}
+
+const shown = comparisons.filter(([a, b]) => byId.has(a) && byId.has(b))
+if (shown.length > 0) {
+  console.log()
+  console.log("Ratios of medians (Sequent / other): throughput, and tasks per CPU-second (less sensitive to other load on the machine).")
+  console.log()
+  console.log("| Sequent | other | tasks/s | tasks per CPU-s | what |")
+  console.log("|---|---|--:|--:|---|")
+  for (const [a, b, what] of shown) {
+    const x = byId.get(a)!
+    const y = byId.get(b)!
+    const label = (row: Row) =>
+      `${row.c.impl}: ${row.rs[0]?.mode ?? row.c.args.join(" ")}, N = ${fmt(row.rs[0]?.n ?? NaN)}`
+    console.log(
+      `| ${label(x)} | ${label(y)} | ${ratio(x.tps.median, y.tps.median)} | ${
+        ratio(x.perCpuSecond.median, y.perCpuSecond.median)
+      } | ${what} |`
+    )
+  }
+}
+
+const target = byId.get("sequent-concurrent")
+if (target !== undefined && target.rs.length > 0) {
+  console.log()
+  console.log(`Target: Sequent durable >= 20,000 tasks/s; median here ${fmt(target.tps.median)} (64 producers, 1 lane), ${
+    fmt(byId.get("sequent-lanes")?.tps.median ?? NaN)
+  } (64 lanes).`)
+}
+
+mkdirSync(join(root, ".tmp"), { recursive: true })
+writeFileSync(
+  join(root, ".tmp", "durable-bench-results.json"),
+  JSON.stringify({ startedAt, quick, runs, loadBefore, loadAfter, cases, results: Object.fromEntries(results), failures }, null, 2)
+)
+
+if (failures.length > 0) {
+  console.log()
+  console.log(`## ${failures.length} FAILED run${failures.length === 1 ? "" : "s"}`)
+  for (const f of failures) console.log(`\n### ${f.id}, run ${f.run + 1}\n\n\`\`\`\n${f.reason}\n\`\`\``)
+  process.exit(1)
+}

@@ -1,0 +1,73 @@
+/**
+ * Sequent's durable executor on SQLite: schedule N tasks that succeed at once,
+ * then `flush`. Task i goes to lane `i % lanes` (`--lanes=1`, the default, is
+ * the default lane, no key); every task must run exactly once, in order within
+ * its lane, and at the end the journal must hold nothing pending (every
+ * completion committed).
+ *
+ * Modes:
+ * - `concurrent`: `Effect.forEach(..., { concurrency })` over `schedule`, so
+ *   schedules that arrive together share a journal transaction (group commit).
+ * - `sequential`: one producer awaiting each `schedule` before the next, so
+ *   every schedule is its own journal transaction.
+ *
+ * Run: node --import tsx bench/durable/sequent.ts [--mode=concurrent|sequential] [--n=20000] [--producers=64] [--lanes=1]
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import { DurableSequent, Journal, TaskKind } from "../../src/index.js"
+import * as Durable from "../../src/Durable.js"
+import * as SqliteJournal from "../../src/SqliteJournal.js"
+import { CheckError, freshDatabase, intArg, LaneCheck, main, parseArgs, result, stopwatch } from "./shared.js"
+
+class Work extends Schema.TaggedClass<Work>()("Work", { n: Schema.Number }) {}
+const Tasks = TaskKind.make(Work)
+const Typed = DurableSequent.typed(Tasks)
+
+const args = parseArgs()
+const mode = args["mode"] ?? "concurrent"
+if (mode !== "concurrent" && mode !== "sequential") throw new Error(`--mode: concurrent or sequential, got ${mode}`)
+const n = intArg(args, "n", 20_000)
+const producers = intArg(args, "producers", 64)
+const lanes = intArg(args, "lanes", 1)
+
+const check = new LaneCheck(lanes)
+
+// One lane runs one task at a time; `concurrency` is how many lanes may run at once (default 1).
+const layer = Durable.layer({ concurrency: lanes }).pipe(
+  Layer.provide(Tasks.handlers({ Work: (task) => Effect.sync(() => check.see(task.n)) })),
+  Layer.provideMerge(SqliteJournal.layer({ filename: freshDatabase("sequent") }))
+)
+
+const tasks = Array.from({ length: n }, (_, i) => new Work({ n: i }))
+const keys = Array.from({ length: n }, (_, i) => lanes === 1 ? undefined : `lane-${i % lanes}`)
+const schedule = (i: number) => Typed.schedule(tasks[i]!, { key: keys[i] })
+
+const program = Effect.gen(function*() {
+  const clock = stopwatch()
+  if (mode === "concurrent") {
+    yield* Effect.forEach(tasks, (_, i) => schedule(i), { concurrency: producers, discard: true })
+  } else {
+    for (let i = 0; i < n; i++) yield* schedule(i)
+  }
+  const enqueueMs = clock.elapsed()
+  yield* DurableSequent.flush
+  const totalMs = clock.elapsed()
+  const cpuMs = clock.cpuMs()
+
+  check.verify(n)
+  const pending = (yield* (yield* Journal).pending).length
+  if (pending !== 0) yield* Effect.fail(new CheckError(`${pending} tasks still pending in the journal after flush`))
+  return result({
+    impl: "sequent",
+    mode: `${mode === "concurrent" ? `${producers} producers` : "1 producer, awaited"}, ${lanes} lane${lanes === 1 ? "" : "s"}`,
+    n,
+    totalMs,
+    enqueueMs,
+    cpuMs,
+    check: `${check.describe()}; journal empty`
+  })
+}).pipe(Effect.provide(layer))
+
+main(program)
