@@ -24,7 +24,8 @@ const lastLines: Record<string, string> = {
   "01-quick.ts": "write 3",
   "02-retry.ts": "done after 3 calls",
   "03-submit.ts": "value 42, error rejected",
-  "04-flush-stop.ts": "Sequent is stopped: it accepts no new tasks"
+  "04-flush-stop.ts": "Sequent is stopped: it accepts no new tasks",
+  "20-durable.ts": "charges made: 1, dead letters: 0"
 }
 
 describe("README", () => {

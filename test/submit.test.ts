@@ -87,7 +87,7 @@ describe("types", () => {
       class Flaky extends Data.TaggedError("Flaky")<{}> {}
       const sequent = yield* Sequent.make({ retry: Schedule.recurs(3) })
       let attempts = 0
-      const task: Effect.Effect<never, Fatal | Flaky> = Effect.suspend(() =>
+      const task = Effect.suspend((): Effect.Effect<never, Fatal | Flaky> =>
         ++attempts === 1 ? Effect.fail(new Flaky()) : Effect.fail(new Fatal())
       )
       const error = yield* Effect.flip(sequent.submit(task, { isRetryable: (error) => error._tag === "Flaky" }))
