@@ -48,3 +48,9 @@ export const failing = (failures: number, times: Array<number> = []) => {
   })
   return { task, times, attempts: () => attempts }
 }
+
+/**
+ * Yields `times` times, letting every other ready fiber (workers, timers) run as
+ * far as it can before a test checks that something did not happen.
+ */
+export const settle = (times = 50) => Effect.repeatN(Effect.yieldNow(), times - 1)
