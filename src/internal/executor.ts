@@ -255,8 +255,8 @@ export class Executor {
 
   /** Forgets an empty keyed lane, so lanes live only while they have work or a pause. */
   private reclaim(lane: Lane): void {
-    // the identity check: a worker that `makeReady` started runs at once, and may have
-    // drained this lane, forgotten it, and created a new one for the key since
+    // the identity check: a worker run in the caller's stack (as `dispatch` once did) may
+    // have drained this lane, forgotten it, and created a new one for the key since
     if (
       lane.key !== undefined && lane.size === 0 && !lane.blocked && lane.state === IDLE &&
       this.lanes.get(lane.key) === lane
@@ -494,7 +494,7 @@ export class Executor {
       this.paused = false
       this.unblock(this.defaultLane)
       for (const lane of Array.from(this.lanes.values())) this.unblock(lane)
-      // count first: a worker that dispatch starts runs at once, and takes lanes off the list as it goes
+      // count first: a worker run in this stack (as `dispatch` once did) takes lanes off the list as it goes
       let ready = 0
       for (let lane = this.readyHead; lane !== undefined; lane = lane.next) ready++
       for (; ready > 0; ready--) this.dispatch()
