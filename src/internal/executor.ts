@@ -172,7 +172,7 @@ export class Executor {
     policy: Policy,
     deferred: Deferred.Deferred<unknown, unknown> | undefined
   ): Job {
-    return new Job(task, context, policy, deferred, ++this.ids, this.clock.unsafeCurrentTimeMillis())
+    return new Job(task, context, policy, deferred, ++this.ids, this.clock.unsafeCurrentTimeMillis() - this.observer.epoch)
   }
 
   /** Accepts a job for the lane of `key`, or fails when closed or full. */
@@ -536,7 +536,7 @@ export class Executor {
     const lanes: Array<LaneStatus> = []
     for (const lane of [this.defaultLane, ...this.lanes.values()]) {
       if (lane.size === 0 && !lane.blocked) continue
-      lanes.push(lane.status(now))
+      lanes.push(lane.status(now, this.observer.epoch))
     }
     return {
       name: this.config.name,

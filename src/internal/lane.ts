@@ -33,6 +33,7 @@ export class Job {
     readonly policy: Policy,
     readonly deferred: Deferred.Deferred<unknown, unknown> | undefined,
     readonly id: number,
+    /** Milliseconds after the executor's epoch (see `Observer.epoch`). */
     readonly scheduledAt: number
   ) {}
 }
@@ -125,7 +126,7 @@ export class Lane {
     this.span = undefined
   }
 
-  status(now: number): LaneStatus {
+  status(now: number, epoch: number): LaneStatus {
     const job = this.size > 0 ? this.peek() : undefined
     return {
       key: this.key,
@@ -144,7 +145,7 @@ export class Lane {
       head: job === undefined ? undefined : {
         task: job.id,
         attempts: job.attempts,
-        scheduledAt: job.scheduledAt,
+        scheduledAt: epoch + job.scheduledAt,
         failingSince: this.failingSince,
         blockedFor: Duration.millis(this.failingSince === undefined ? 0 : now - this.failingSince),
         lastFailure: this.lastFailure,

@@ -81,6 +81,13 @@ export class Observer {
    */
   readonly subscribe: Effect.Effect<Queue.Dequeue<SequentEvent>, never, Scope.Scope>
 
+  /**
+   * The clock time the executor started at. Jobs keep their schedule time
+   * relative to it: a small whole number of milliseconds is stored inline,
+   * where an absolute one would be a boxed double in every queued job.
+   */
+  readonly epoch: number
+
   constructor(
     private readonly metrics: SequentMetrics,
     private readonly laneMetrics: boolean,
@@ -88,6 +95,7 @@ export class Observer {
     private readonly clock: Clock.Clock,
     private readonly tracer: Tracer.Tracer | undefined
   ) {
+    this.epoch = clock.unsafeCurrentTimeMillis()
     this.subscribe = Effect.acquireRelease(
       Effect.suspend(() => Queue.make(new SlidingBuffer<SequentEvent>(eventBuffer), Queue.slidingStrategy())).pipe(
         Effect.tap((queue) => {
@@ -119,7 +127,7 @@ export class Observer {
     this.metrics.scheduled.unsafeUpdate(1, this.tags(lane))
     this.size(size)
     if (this.queues.size > 0) {
-      this.publish(SequentEvent.Scheduled({ task: job.id, key: lane.key, at: job.scheduledAt }))
+      this.publish(SequentEvent.Scheduled({ task: job.id, key: lane.key, at: this.epoch + job.scheduledAt }))
     }
   }
 
@@ -141,7 +149,7 @@ export class Observer {
     const tags = this.tags(lane)
     this.attemptEnded(lane, now)
     this.metrics.succeeded.unsafeUpdate(1, tags)
-    this.metrics.taskDuration.unsafeUpdate((now - job.scheduledAt) / 1000, tags)
+    this.metrics.taskDuration.unsafeUpdate((now - this.epoch - job.scheduledAt) / 1000, tags)
     this.size(size)
     if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.void)
     if (this.queues.size > 0) {
@@ -149,7 +157,7 @@ export class Observer {
         task: job.id,
         key: lane.key,
         attempts: job.attempts,
-        duration: Duration.millis(now - job.scheduledAt),
+        duration: Duration.millis(now - this.epoch - job.scheduledAt),
         at: now
       }))
     }
@@ -236,7 +244,7 @@ export class Observer {
       { attributes: {}, links, root: true, captureStackTrace: false }
     )
     span.attribute("sequent.task", job.id)
-    span.attribute("sequent.scheduled_at_ms", job.scheduledAt)
+    span.attribute("sequent.scheduled_at_ms", this.epoch + job.scheduledAt)
     if (lane.key !== undefined) span.attribute("sequent.key", lane.key)
     return span
   }
