@@ -21,7 +21,7 @@ import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { Executor, type GiveUp, type JobHooks } from "./internal/executor.js"
 import type { Policy } from "./internal/lane.js"
-import { Observer } from "./internal/observer.js"
+import { noMetrics, Observer } from "./internal/observer.js"
 import { metrics, type SequentEvent, type SequentMetrics, type SequentStatus } from "./Observability.js"
 import {
   type SequentClosedError,
@@ -86,6 +86,11 @@ export interface SequentOptions {
   readonly deadLetter?: ((deadLetter: DeadLetter) => Effect.Effect<void>) | undefined
   /** The executor's name: the `executor` tag of its metrics, and the `name` of its status. Default: `"default"`. */
   readonly name?: string | undefined
+  /**
+   * Update the executor's metrics (on by default). Off, the metrics stay at
+   * zero; events, status and spans are unaffected.
+   */
+  readonly metrics?: boolean | undefined
   /** Tag every metric with the lane's `key` too. Off by default: one series per key can be many. */
   readonly laneMetrics?: boolean | undefined
   /**
@@ -283,7 +288,7 @@ export const makeCore = (
     const spans = options.spans ?? "auto"
     const traced = spans === "auto" ? tracer !== builtInTracer : spans
     const executorMetrics = metrics(name)
-    const observer = new Observer(executorMetrics, options.laneMetrics ?? false, eventBuffer, clock, traced ? tracer : undefined)
+    const observer = new Observer(options.metrics === false ? noMetrics : executorMetrics, options.laneMetrics ?? false, eventBuffer, clock, traced ? tracer : undefined)
     const executor = new Executor(
       config,
       observer,

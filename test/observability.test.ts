@@ -129,6 +129,17 @@ describe("metrics", () => {
       })
     }).pipe(quiet))
 
+  it.scoped("with metrics: false the executor's metrics stay at zero while events still flow", () =>
+    Effect.gen(function*() {
+      const sequent = yield* make({ name: "metrics-off", metrics: false })
+      const events = yield* sequent.subscribe
+      yield* Effect.forEach([1, 2, 3], () => sequent.submit(Effect.void))
+      assert.deepStrictEqual((yield* read(sequent.metrics)).scheduled, 0)
+      assert.deepStrictEqual((yield* read(sequent.metrics)).succeeded, 0)
+      const seen = Chunk.toReadonlyArray(yield* Queue.takeAll(events)).map((event) => event._tag)
+      assert.strictEqual(seen.filter((tag) => tag === "Succeeded").length, 3)
+    }).pipe(quiet))
+
   it.scoped("two executors with different names count in separate series", () =>
     Effect.gen(function*() {
       const first = yield* make({ name: "apart-a" })

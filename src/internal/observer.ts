@@ -26,6 +26,27 @@ import type { Job, Lane } from "./lane.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
+/** Where the observer's metric updates go: the executor's metrics, or nowhere. */
+export type MetricSink = {
+  readonly [K in keyof SequentMetrics]: {
+    readonly unsafeUpdate: (value: number, tags: ReadonlyArray<MetricLabel.MetricLabel>) => void
+  }
+}
+
+const discard = { unsafeUpdate: () => {} }
+
+/** The sink of an executor whose `metrics` option is off. */
+export const noMetrics: MetricSink = {
+  scheduled: discard,
+  succeeded: discard,
+  attemptsFailed: discard,
+  gaveUp: discard,
+  dropped: discard,
+  queueSize: discard,
+  taskDuration: discard,
+  attemptDuration: discard
+}
+
 /**
  * One subscriber's buffer of events. Full, it drops its oldest event to take the
  * new one, so the publisher never waits and never fails, and a subscriber that
@@ -89,7 +110,7 @@ export class Observer {
   readonly epoch: number
 
   constructor(
-    private readonly metrics: SequentMetrics,
+    private readonly metrics: MetricSink,
     private readonly laneMetrics: boolean,
     eventBuffer: number,
     private readonly clock: Clock.Clock,
