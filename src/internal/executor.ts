@@ -270,12 +270,21 @@ export class Executor {
   // ---------------------------------------------------------------------------
 
   private makeReady(lane: Lane): void {
+    this.requeue(lane)
+    this.dispatch()
+  }
+
+  /**
+   * Puts a lane at the back of the ready list without waking anyone: for the
+   * worker that hands its lane back and takes the head of the list itself, so
+   * the ready lanes do not outnumber the workers by one more.
+   */
+  private requeue(lane: Lane): void {
     lane.state = READY
     lane.next = undefined
     if (this.readyTail === undefined) this.readyHead = lane
     else this.readyTail.next = lane
     this.readyTail = lane
-    this.dispatch()
   }
 
   /** Wakes a parked worker, or starts one while fewer than `concurrency` are alive. */
@@ -377,7 +386,7 @@ export class Executor {
       return worker.loop
     }
     if (this.readyHead === undefined && !this.paused) return this.start(worker, lane)
-    this.makeReady(lane)
+    this.requeue(lane)
     return worker.loop
   }
 
@@ -433,7 +442,7 @@ export class Executor {
         return worker.loop
       }
       if (this.readyHead === undefined && !this.paused) return this.start(worker, lane)
-      this.makeReady(lane)
+      this.requeue(lane)
       return worker.loop
     }
     lane.state = BACKOFF
