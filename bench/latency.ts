@@ -1,0 +1,82 @@
+/**
+ * Idle latency, schedule-to-start: with the executor idle, schedule ONE task that stamps
+ * performance.now() when it starts; the clock starts just before the schedule call. Wait for the
+ * task to finish, repeat. Reports percentiles in µs (after a short warm-up that is not recorded).
+ * Child: node --import tsx --expose-gc bench/latency.ts --impl=<name> [--samples=10000] [--warmup=1000]
+ */
+import { Deferred, Effect } from "effect"
+import { loadImpl } from "./impls/index.js"
+import { CheckError, intArg, main, now, parseArgs, percentile } from "./shared.js"
+
+const args = parseArgs()
+main(async () => {
+  const impl = await loadImpl(args["impl"] ?? "")
+  const samples = intArg(args, "samples", 10_000)
+  const warmup = intArg(args, "warmup", 1_000)
+  const total = warmup + samples
+  const us = new Float64Array(total)
+  let startedAt = NaN
+  let runs = 0
+  const stamp = () => {
+    startedAt = now()
+    runs++
+  }
+  switch (impl.kind) {
+    case "floor": {
+      const task = async () => stamp()
+      for (let k = 0; k < total; k++) {
+        startedAt = NaN
+        const t0 = now()
+        await task()
+        us[k] = (startedAt - t0) * 1000
+      }
+      break
+    }
+    case "promise": {
+      const executor = impl.make()
+      for (let k = 0; k < total; k++) {
+        startedAt = NaN
+        const t0 = now()
+        await executor.run(stamp)
+        us[k] = (startedAt - t0) * 1000
+      }
+      await executor.idle()
+      break
+    }
+    case "effect": {
+      await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const executor = yield* impl.make()
+        for (let k = 0; k < total; k++) {
+          const done = yield* Deferred.make<void>()
+          const task = Effect.suspend(() => {
+            stamp()
+            return Deferred.succeed(done, undefined)
+          })
+          startedAt = NaN
+          const t0 = now()
+          yield* executor.schedule(task)
+          yield* Deferred.await(done)
+          us[k] = (startedAt - t0) * 1000
+        }
+        yield* executor.flush
+      })))
+      break
+    }
+  }
+  if (runs !== total) throw new CheckError(`${impl.name}: ${runs} of ${total} latency tasks ran`)
+  const measured = us.subarray(warmup)
+  if (measured.some((x) => !Number.isFinite(x) || x < 0)) throw new CheckError(`${impl.name}: a task did not stamp its start`)
+  const asc = Float64Array.from(measured).sort()
+  let sum = 0
+  for (const x of asc) sum += x
+  return {
+    impl: impl.name,
+    samples,
+    p50: percentile(asc, 0.5),
+    p90: percentile(asc, 0.9),
+    p99: percentile(asc, 0.99),
+    p999: percentile(asc, 0.999),
+    max: asc[asc.length - 1],
+    mean: sum / asc.length
+  }
+})

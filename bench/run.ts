@@ -1,0 +1,366 @@
+/**
+ * Benchmark orchestrator: `npm run bench [-- --quick] [-- --only=<impl|scenario>[,...]] [-- --runs=N]`.
+ *
+ * Runs every (scenario, implementation) pair in its own child process
+ * (`node --import tsx --expose-gc bench/<scenario>.ts --impl=<name> ...`), several times, interleaving
+ * the implementations from run to run; reads the `RESULT <json>` line each child prints; prints
+ * Markdown tables (min / median / max over runs) and the targets; writes the raw results to
+ * .tmp/bench-results.json. A child whose correctness check fails (a task ran twice, out of order
+ * or never) or that crashes makes the whole run exit non-zero, loudly.
+ *
+ * Scenarios: throughput, memory, latency, producers, retry (hand-timed loops) and micro (mitata).
+ */
+import { spawnSync } from "node:child_process"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import os from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { implNames } from "./impls/index.js"
+import { median, parseArgs, spread, type Spread } from "./shared.js"
+
+const benchDir = dirname(fileURLToPath(import.meta.url))
+const root = resolve(benchDir, "..")
+
+const scenarios = ["throughput", "memory", "latency", "producers", "retry", "micro"] as const
+type Scenario = (typeof scenarios)[number]
+
+const args = parseArgs()
+const quick = args["quick"] === "true"
+const only = (args["only"] ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+for (const name of only) {
+  if (!(implNames as ReadonlyArray<string>).includes(name) && !(scenarios as ReadonlyArray<string>).includes(name)) {
+    console.error(`--only: unknown name ${name}; implementations: ${implNames.join(", ")}; scenarios: ${scenarios.join(", ")}`)
+    process.exit(1)
+  }
+}
+const onlyImpls = only.filter((s) => (implNames as ReadonlyArray<string>).includes(s))
+const onlyScenarios = only.filter((s) => (scenarios as ReadonlyArray<string>).includes(s))
+const runs = args["runs"] !== undefined ? Number(args["runs"]) : quick ? 1 : 5
+
+const sequentAvailable = existsSync(join(root, "src", "index.ts"))
+const impls = implNames.filter((name) =>
+  (onlyImpls.length === 0 || onlyImpls.includes(name)) && (name !== "sequent" || sequentAvailable)
+)
+const wanted = (s: Scenario) =>
+  onlyScenarios.length > 0 ? onlyScenarios.includes(s) : s !== "micro" || !quick // micro is skipped by --quick
+
+/** Sizes per scenario: the full suite and the --quick smoke. */
+const size = quick
+  ? { n: 100_000, memN: 100_000, samples: 1_000, warmupSamples: 200, producers: 100, per: 1_000, kEffect: 2_000, kPromise: 30 }
+  : { n: 1_000_000, memN: 1_000_000, samples: 10_000, warmupSamples: 1_000, producers: 100, per: 10_000, kEffect: 20_000, kPromise: 300 }
+
+interface Job {
+  readonly scenario: Scenario
+  readonly impl: string
+  /** the table row: the implementation, or a variant of it */
+  readonly row: string
+  readonly args: ReadonlyArray<string>
+  readonly run: number
+}
+
+const jobsFor = (scenario: Scenario, run: number): Array<Job> => {
+  const out: Array<Job> = []
+  for (const impl of impls) {
+    const job = (row: string, extra: ReadonlyArray<string>) =>
+      out.push({ scenario, impl, row, run, args: [`--impl=${impl}`, ...extra] })
+    const isEffect = impl === "effect-loop" || impl === "sequent"
+    switch (scenario) {
+      case "throughput":
+        job(impl, [`--n=${size.n}`])
+        break
+      case "memory":
+        job(impl, [`--n=${size.memN}`])
+        break
+      case "latency":
+        job(impl, [`--samples=${size.samples}`, `--warmup=${size.warmupSamples}`])
+        break
+      case "producers":
+        // Sequent every run; the bare Effect loop (≈20 s per 1M tasks) once, as a reference.
+        if (impl === "sequent" || (impl === "effect-loop" && run === 1)) {
+          job(`${impl} ×1`, [`--producers=1`, `--per=${size.producers * size.per}`])
+          job(`${impl} ×${size.producers}`, [`--producers=${size.producers}`, `--per=${size.per}`])
+        }
+        break
+      case "retry":
+        job(impl, [`--k=${isEffect ? size.kEffect : size.kPromise}`])
+        if (impl === "sequent") job("sequent +logs", [`--k=${size.kEffect}`, "--logs=format"])
+        break
+      case "micro":
+        if (run === 1) job(impl, [])
+        break
+    }
+  }
+  return out
+}
+
+const jobs: Array<Job> = []
+for (let run = 1; run <= runs; run++) {
+  for (const scenario of scenarios) if (wanted(scenario)) jobs.push(...jobsFor(scenario, run))
+}
+
+// ---- run the children ---------------------------------------------------------------------
+
+type Result = Record<string, unknown>
+const results = new Map<string, Array<Result>>() // key: scenario/row
+const failures: Array<string> = []
+const key = (scenario: Scenario, row: string) => `${scenario}/${row}`
+
+const cpuModel = (() => {
+  try {
+    const m = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))
+    return m?.[1] ?? os.cpus()[0]?.model ?? "unknown"
+  } catch {
+    return os.cpus()[0]?.model ?? "unknown"
+  }
+})()
+const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ")
+const loadAtStart = load()
+const started = Date.now()
+
+const jsonPath = join(root, ".tmp", "bench-results.json")
+function saveJson(): void {
+  mkdirSync(dirname(jsonPath), { recursive: true })
+  writeFileSync(jsonPath, JSON.stringify({ quick, runs, size, loadAtStart, loadNow: load(), results: Object.fromEntries(results), failures }, null, 2))
+}
+
+if (!sequentAvailable) console.error("note: src/index.ts not found; Sequent is skipped")
+console.error(`running ${jobs.length} child processes (${runs} run(s)${quick ? ", --quick" : ""}) ...`)
+
+jobs.forEach((job, index) => {
+  const file = join(benchDir, `${job.scenario}.ts`)
+  const t0 = Date.now()
+  const child = spawnSync(process.execPath, ["--import", "tsx", "--expose-gc", file, ...job.args], {
+    cwd: root,
+    encoding: "utf8",
+    maxBuffer: 256 * 1024 * 1024,
+    timeout: 600_000,
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const seconds = ((Date.now() - t0) / 1000).toFixed(1)
+  const line = child.stdout?.split("\n").find((l) => l.startsWith("RESULT "))
+  const label = `[${index + 1}/${jobs.length}] ${job.scenario} ${job.row} run ${job.run}`
+  if (child.status !== 0 || line === undefined) {
+    const why = child.error !== undefined ? String(child.error) : `exit ${child.status ?? child.signal}`
+    const tail = (child.stderr ?? "").trim().split("\n").slice(-15).join("\n")
+    failures.push(`${label}: ${why}\n${tail}`)
+    console.error(`${label} FAILED (${why}) after ${seconds}s\n${tail}`)
+    return
+  }
+  const result = JSON.parse(line.slice("RESULT ".length)) as Result
+  const list = results.get(key(job.scenario, job.row)) ?? []
+  list.push(result)
+  results.set(key(job.scenario, job.row), list)
+  console.error(`${label} ok (${seconds}s)`)
+  saveJson() // partial results survive an interrupted run
+})
+
+// ---- tables -------------------------------------------------------------------------------
+
+const get = (scenario: Scenario, row: string) => results.get(key(scenario, row)) ?? []
+const nums = (rs: ReadonlyArray<Result>, field: string) => rs.map((r) => r[field] as number)
+const nested = (rs: ReadonlyArray<Result>, group: string, field: string) =>
+  rs.map((r) => (r[group] as Record<string, number>)[field]!)
+
+const fmtRate = (x: number) =>
+  !Number.isFinite(x) ? "–" : x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0)
+const fmt = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "–")
+const fmtMs = (x: number) => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : "–")
+const tri = (s: Spread, f: (x: number) => string) => `${f(s.min)} / **${f(s.median)}** / ${f(s.max)}`
+const table = (head: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) =>
+  [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`)
+  ].join("\n")
+
+const out: Array<string> = []
+const print = (s = "") => out.push(s)
+
+print(`## effect-sequent benchmarks`)
+print()
+print(`- machine: ${os.availableParallelism()} CPUs (${cpuModel}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.platform()} ${os.release()}`)
+print(`- node ${process.version}; effect ${pkgVersion("effect")}, p-queue ${pkgVersion("p-queue")}, fastq ${pkgVersion("fastq")}, p-retry ${pkgVersion("p-retry")}, mitata ${pkgVersion("mitata")}`)
+print(`- command: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\`; each cell of a row is a separate child process \`node --import tsx --expose-gc bench/<scenario>.ts\``)
+print(`- ${runs} run(s) per measurement, implementations interleaved; cells read min / **median** / max over runs`)
+print(`- load average at start: ${loadAtStart}; at end: ${load()}; wall time ${((Date.now() - started) / 1000).toFixed(0)} s`)
+print()
+
+const pqThroughput = median(nums(get("throughput", "p-queue"), "ms"))
+const pqThroughputCpu = median(nums(get("throughput", "p-queue"), "cpuMs"))
+if (wanted("throughput")) {
+  print(`### 1. Throughput: ${size.n.toLocaleString("en-US")} trivial tasks, scheduled up front, then flush / idle`)
+  print()
+  print(table(
+    ["implementation", "tasks/s (min / median / max)", "time ms (median)", "time vs p-queue", "tasks per CPU-s (median)", "CPU time vs p-queue"],
+    impls.map((impl) => {
+      const rs = get("throughput", impl)
+      const ms = median(nums(rs, "ms"))
+      const cpuMs = median(nums(rs, "cpuMs"))
+      return [
+        impl,
+        tri(spread(nums(rs, "tasksPerSec")), fmtRate),
+        fmtMs(ms),
+        `${fmt(ms / pqThroughput)}x`,
+        fmtRate(median(nums(rs, "tasksPerCpuSec"))),
+        `${fmt(cpuMs / pqThroughputCpu)}x`
+      ]
+    })
+  ))
+  print(`\nCPU time = process user + system time over the same interval (all threads, so GC helper threads count); it is much less disturbed than wall time when the machine is shared.`)
+  print()
+}
+
+if (wanted("memory")) {
+  print(`### 2. Memory: retained heap bytes per queued task (${size.memN.toLocaleString("en-US")} tasks sharing one task value, worker parked on a gate)`)
+  print()
+  print(table(
+    ["implementation", "bytes/task (min / median / max)", "total MB (median)"],
+    impls.map((impl) => {
+      const rs = get("memory", impl)
+      return [impl, tri(spread(nums(rs, "bytesPerTask")), (x) => fmt(x, 1)), fmt(median(nums(rs, "bytes")) / 1e6, 1)]
+    })
+  ))
+  print(`\nawait-loop: no queue exists; its row is a plain array of pending thunks (the floor).`)
+  print()
+}
+
+if (wanted("latency")) {
+  print(`### 3. Idle latency, schedule-to-start, µs (${size.samples.toLocaleString("en-US")} samples per run after ${size.warmupSamples} warm-up)`)
+  print()
+  print(table(
+    ["implementation", "p50 (min / median / max)", "p99 (min / median / max)", "p99.9 (median)", "max (median)"],
+    impls.map((impl) => {
+      const rs = get("latency", impl)
+      return [
+        impl,
+        tri(spread(nums(rs, "p50")), fmt),
+        tri(spread(nums(rs, "p99")), fmt),
+        fmt(median(nums(rs, "p999"))),
+        fmt(median(nums(rs, "max")), 0)
+      ]
+    })
+  ))
+  print()
+}
+
+if (wanted("producers")) {
+  const effectImpls = impls.filter((i) => i === "effect-loop" || i === "sequent")
+  print(`### 4. Many producers: ${size.producers} fibers × ${size.per.toLocaleString("en-US")} tasks vs 1 producer × ${(size.producers * size.per).toLocaleString("en-US")}`)
+  print()
+  print(table(
+    ["implementation", "runs", "1 producer: ms (min / median / max)", `${size.producers} producers: ms (min / median / max)`, "ratio (median / median)", "CPU-time ratio"],
+    effectImpls.map((impl) => {
+      const oneRs = get("producers", `${impl} ×1`)
+      const manyRs = get("producers", `${impl} ×${size.producers}`)
+      const one = nums(oneRs, "ms")
+      const many = nums(manyRs, "ms")
+      const cpuRatio = median(nums(manyRs, "cpuMs")) / median(nums(oneRs, "cpuMs"))
+      return [impl, String(many.length), tri(spread(one), fmtMs), tri(spread(many), fmtMs), `${fmt(median(many) / median(one))}x`, `${fmt(cpuRatio)}x`]
+    })
+  ))
+  print(`\nEffect-world implementations only (the Promise queues have no fibers); each task checks per-producer order. The bare Effect loop runs once, as a reference (it takes ≈20 s per million tasks).`)
+  print()
+}
+
+const pRetryPerTask = median(nums(get("retry", "await-loop"), "usPerTask"))
+if (wanted("retry")) {
+  print(`### 5. Retry path: each task fails 3 times then succeeds, zero-delay retries; µs per task`)
+  print()
+  const rows = impls.flatMap((impl) => (impl === "sequent" ? ["sequent", "sequent +logs"] : [impl]))
+  print(table(
+    ["implementation", "retry mechanism", "tasks per run", "µs/task (min / median / max)", "vs p-retry", "CPU µs/task (median)"],
+    rows.filter((row) => get("retry", row).length > 0).map((row) => {
+      const rs = get("retry", row)
+      const per = nums(rs, "usPerTask")
+      const mechanism = row === "effect-loop" || row.startsWith("sequent")
+        ? `Schedule.forever${row.endsWith("+logs") ? ", WARN logs formatted" : ""}`
+        : "p-retry {retries: 3, minTimeout: 0, factor: 1}"
+      return [
+        row,
+        mechanism,
+        String(rs[0]?.["k"] ?? "–"),
+        tri(spread(per), (x) => fmt(x, x < 100 ? 2 : 0)),
+        `${fmt(median(per) / pRetryPerTask, 3)}x`,
+        fmt(median(nums(rs, "cpuUsPerTask")), 1)
+      ]
+    })
+  ))
+  print(`\nawait-loop row = plain \`await pRetry(fn)\` loop (the p-retry reference). "sequent +logs" keeps Sequent's per-attempt WARN log (formatted, then discarded); the other Effect rows raise the log level to Error. p-retry's time is mostly idle: each retry waits on a \`setTimeout(0)\` (≥ 1 ms in Node), hence its low CPU time per task.`)
+  print()
+}
+
+if (wanted("micro")) {
+  print(`### 6. Micro (mitata, one child per implementation): per-op cost, ns`)
+  print()
+  print(table(
+    ["implementation", "roundtrip: enqueue 1 + await it (avg / p50 / p99)", "retry path: 1 task, 3 failures (avg / p50 / p99)"],
+    impls.map((impl) => {
+      const rs = get("micro", impl)
+      const cell = (group: string) =>
+        rs.length === 0 ? "–" : ["avg", "p50", "p99"].map((f) => fmt(nested(rs, group, f)[0]!, 0)).join(" / ")
+      return [impl, cell("roundtrip"), cell("retry")]
+    })
+  ))
+  print(`\nroundtrip: 100 sequential awaited tasks per mitata iteration (Effect world: \`submit\` inside one runPromise); retry: 10 per iteration.`)
+  print()
+}
+
+// ---- targets ------------------------------------------------------------------------------
+
+if (impls.includes("sequent")) {
+  const verdict = (ok: boolean | undefined) => (ok === undefined ? "not measured" : ok ? "**met**" : "**missed**")
+  const has = (s: Scenario, row: string) => wanted(s) && get(s, row).length > 0
+  const seqRate = has("throughput", "sequent") ? median(nums(get("throughput", "sequent"), "tasksPerSec")) : NaN
+  const seqTime = has("throughput", "sequent") ? median(nums(get("throughput", "sequent"), "ms")) : NaN
+  const seqCpuRate = has("throughput", "sequent") ? median(nums(get("throughput", "sequent"), "tasksPerCpuSec")) : NaN
+  const seqCpu = has("throughput", "sequent") ? median(nums(get("throughput", "sequent"), "cpuMs")) : NaN
+  const oneCpu = median(nums(get("producers", "sequent ×1"), "cpuMs"))
+  const manyCpu = median(nums(get("producers", `sequent ×${size.producers}`), "cpuMs"))
+  const seqMem = has("memory", "sequent") ? median(nums(get("memory", "sequent"), "bytesPerTask")) : NaN
+  const seqP50 = has("latency", "sequent") ? median(nums(get("latency", "sequent"), "p50")) : NaN
+  const seqP99 = has("latency", "sequent") ? median(nums(get("latency", "sequent"), "p99")) : NaN
+  const one = median(nums(get("producers", "sequent ×1"), "ms"))
+  const many = median(nums(get("producers", `sequent ×${size.producers}`), "ms"))
+  const seqRetry = has("retry", "sequent") ? median(nums(get("retry", "sequent"), "usPerTask")) : NaN
+  const seqRetryLogs = has("retry", "sequent +logs") ? median(nums(get("retry", "sequent +logs"), "usPerTask")) : NaN
+  const check = (x: number, ok: (x: number) => boolean) => (Number.isFinite(x) ? ok(x) : undefined)
+  print(`### Targets (Sequent, medians)`)
+  print()
+  print(table(["target", "measured", "verdict", "on CPU time instead"], [
+    ["throughput ≥ 1M tasks/s", `${fmtRate(seqRate)} tasks/s`, verdict(check(seqRate, (x) => x >= 1e6)), `${fmtRate(seqCpuRate)} tasks/CPU-s`],
+    ["time ≤ 0.2x p-queue", `${fmt(seqTime / pqThroughput)}x`, verdict(check(seqTime / pqThroughput, (x) => x <= 0.2)), `${fmt(seqCpu / pqThroughputCpu)}x`],
+    ["memory ≤ 64 B/task", `${fmt(seqMem, 1)} B`, verdict(check(seqMem, (x) => x <= 64)), "–"],
+    ["idle latency p50 ≤ 3 µs", `${fmt(seqP50)} µs`, verdict(check(seqP50, (x) => x <= 3)), "–"],
+    ["idle latency p99 ≤ 30 µs", `${fmt(seqP99)} µs`, verdict(check(seqP99, (x) => x <= 30)), "–"],
+    [`${size.producers} producers ≤ 1.5x one producer`, `${fmt(many / one)}x`, verdict(check(many / one, (x) => x <= 1.5)), `${fmt(manyCpu / oneCpu)}x`],
+    ["retry path no slower than p-retry", `${fmt(seqRetry)} µs vs ${fmt(pRetryPerTask, 0)} µs (${fmt(seqRetry / pRetryPerTask, 4)}x)`, verdict(check(seqRetry / pRetryPerTask, (x) => x <= 1)), "–"],
+    ["… with WARN logs formatted", `${fmt(seqRetryLogs)} µs (${fmt(seqRetryLogs / pRetryPerTask, 4)}x)`, verdict(check(seqRetryLogs / pRetryPerTask, (x) => x <= 1)), "–"]
+  ]))
+  print()
+} else if (!sequentAvailable) {
+  print(`Sequent was skipped: src/index.ts does not exist yet.`)
+}
+
+if (failures.length > 0) {
+  print(`### FAILURES`)
+  print()
+  for (const f of failures) print("```\n" + f + "\n```")
+}
+
+console.log(out.join("\n"))
+
+saveJson()
+console.error(`raw results: ${jsonPath}`)
+
+if (failures.length > 0) {
+  console.error(`\n${failures.length} BENCHMARK CHILD(REN) FAILED — see above.`)
+  process.exit(1)
+}
+
+function pkgVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")) as { version: string }).version
+  } catch {
+    return "?"
+  }
+}
