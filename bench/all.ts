@@ -1,0 +1,16 @@
+/**
+ * `npm run bench`: the core suite, then the observability cost, then lanes,
+ * each given the same flags (`--quick` for a smoke run).
+ */
+import { execFileSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+const flags = process.argv.slice(2)
+const quick = flags.includes("--quick")
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
+const run = (file: string, args: ReadonlyArray<string>) =>
+  execFileSync(process.execPath, ["--import", "tsx", here(file), ...args], { stdio: "inherit" })
+
+run("./run.ts", flags)
+run("./observability.ts", quick ? ["--n=20000", "--runs=1"] : [])
+run("./lanes.ts", quick ? ["--n=20000", "--runs=1"] : [])
