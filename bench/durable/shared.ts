@@ -18,23 +18,7 @@ import { performance } from "node:perf_hooks"
 
 export const now = (): number => performance.now()
 
-/** `--key=value` flags (a bare `--key` is `"true"`). */
-export const parseArgs = (argv: ReadonlyArray<string> = process.argv.slice(2)): Record<string, string> => {
-  const out: Record<string, string> = {}
-  for (const arg of argv) {
-    const m = /^--([^=]+)(?:=(.*))?$/.exec(arg)
-    if (m !== null) out[m[1]!] = m[2] ?? "true"
-  }
-  return out
-}
-
-export const intArg = (args: Record<string, string>, name: string, fallback: number): number => {
-  const v = args[name]
-  if (v === undefined) return fallback
-  const n = Number(v.replace(/_/g, ""))
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${v}`)
-  return n
-}
+export { intArg, parseArgs } from "../shared.js"
 
 /**
  * A fresh directory for one run's database, removed when the process exits

@@ -381,6 +381,11 @@ export class Executor {
       this.reclaim(lane)
       return worker.loop
     }
+    return this.proceed(worker, lane)
+  }
+
+  /** The lane's head is due again: run it at once if no other lane waits, else take turns. */
+  private proceed(worker: Worker, lane: Lane): Effect.Effect<void> {
     if (lane.blocked) {
       lane.state = WAITING
       return worker.loop
@@ -436,15 +441,7 @@ export class Executor {
 
   private retryAfter(worker: Worker, lane: Lane, delay: number): Effect.Effect<void> {
     if (this.phase === STOPPED) return Effect.void
-    if (delay === 0) {
-      if (lane.blocked) {
-        lane.state = WAITING
-        return worker.loop
-      }
-      if (this.readyHead === undefined && !this.paused) return this.start(worker, lane)
-      this.requeue(lane)
-      return worker.loop
-    }
+    if (delay === 0) return this.proceed(worker, lane)
     lane.state = BACKOFF
     lane.dueAt = this.clock.unsafeCurrentTimeMillis() + delay
     this.run(Effect.zipRight(Effect.sleep(Duration.millis(delay)), Effect.sync(() => this.backoffOver(lane))))
