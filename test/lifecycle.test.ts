@@ -8,7 +8,7 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import { Sequent, SequentLive, SequentStoppedError } from "../src/index.js"
+import { Sequent, SequentClosedError, SequentLive, SequentStoppedError } from "../src/index.js"
 import { record, recordingLogger } from "./support.js"
 
 describe("flush", () => {
@@ -48,6 +48,39 @@ describe("flush", () => {
       yield* sequent.schedule(Effect.never)
       yield* sequent.stop
       yield* sequent.flush
+      assert.strictEqual(yield* sequent.size, 0)
+    }))
+})
+
+describe("from inside a task", () => {
+  it.scoped("flush closes intake and returns at once, and the queue still drains", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      yield* sequent.schedule(Effect.zipRight(sequent.flush, record(log, "a flushed")))
+      yield* sequent.schedule(record(log, "b"))
+      yield* sequent.flush
+      assert.deepStrictEqual(yield* Ref.get(log), ["a flushed", "b"])
+      assert.deepStrictEqual(
+        yield* Effect.exit(sequent.schedule(Effect.void)),
+        Exit.fail(new SequentClosedError({ state: "flushing" }))
+      )
+    }))
+
+  it.scoped("stop interrupts the calling task and drops the queue instead of waiting for itself", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const interrupted = yield* Deferred.make<void>()
+      const ran = yield* Ref.make(false)
+      const caller = yield* Effect.fork(sequent.submit(
+        Effect.zipRight(sequent.stop, Effect.never).pipe(Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)))
+      ))
+      const queued = yield* Effect.fork(sequent.submit(Ref.set(ran, true)))
+      yield* Deferred.await(interrupted)
+      yield* sequent.stop // waits for the stop the task began
+      assert.deepStrictEqual(yield* Fiber.await(caller), Exit.fail(new SequentStoppedError({ attempts: 1 })))
+      assert.deepStrictEqual(yield* Fiber.await(queued), Exit.fail(new SequentStoppedError({ attempts: 0 })))
+      assert.isFalse(yield* Ref.get(ran))
       assert.strictEqual(yield* sequent.size, 0)
     }))
 })

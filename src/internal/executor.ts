@@ -145,6 +145,8 @@ export class Executor {
   private readonly parkLimit: number
   private paused = false
   private readonly roomWaiters: Array<RoomWaiter> = []
+  /** The worker fibers alive: a task runs on one of them. */
+  private readonly workerFibers = new Set<Fiber.RuntimeFiber<void, never>>()
   private readonly drained: Deferred.Deferred<void>
   private readonly stopped: Deferred.Deferred<number>
 
@@ -294,7 +296,9 @@ export class Executor {
     else if (this.workers < this.config.concurrency) {
       this.workers++
       // not started in the caller's stack: `schedule` returns before any task runs
-      this.run(new Worker(this).loop, { immediate: false })
+      const fiber = this.run(new Worker(this).loop, { immediate: false })
+      this.workerFibers.add(fiber)
+      fiber.addObserver(() => this.workerFibers.delete(fiber))
     }
   }
 
@@ -558,13 +562,15 @@ export class Executor {
   // ---------------------------------------------------------------------------
 
   /** Closes intake and waits until every accepted task has finished (or `stop` ran), then ends the workers. */
-  readonly flush: Effect.Effect<void> = Effect.suspend(() => {
+  readonly flush: Effect.Effect<void> = Effect.withFiberRuntime((fiber) => {
     if (this.phase === STOPPED) return Effect.void
     if (this.phase === OPEN) {
       this.phase = FLUSHING
       this.rejectWaiters()
       if (this.count === 0) Deferred.unsafeDone(this.drained, Exit.void)
     }
+    // a task cannot wait for the queue it is part of: from inside one, flush only closes intake
+    if (this.workerFibers.has(fiber as Fiber.RuntimeFiber<void, never>)) return Effect.void
     return Effect.zipRight(Deferred.await(this.drained), this.interruptAll)
   })
 
@@ -574,7 +580,15 @@ export class Executor {
    * Succeeds with the number of tasks this call dropped; a later call waits for
    * the first one to finish and drops nothing.
    */
-  readonly stop: Effect.Effect<number> = Effect.uninterruptible(Effect.suspend(() => {
+  readonly stop: Effect.Effect<number> = Effect.withFiberRuntime((fiber) =>
+    this.workerFibers.has(fiber as Fiber.RuntimeFiber<void, never>)
+      // from inside a task, stop cannot wait for its own interruption: it runs
+      // in a fiber of its own, which interrupts the calling task with the rest
+      ? Effect.as(Effect.forkDaemon(this.stopNow), 0)
+      : this.stopNow
+  )
+
+  private readonly stopNow: Effect.Effect<number> = Effect.uninterruptible(Effect.suspend(() => {
     if (this.phase === STOPPED) return Effect.as(Deferred.await(this.stopped), 0)
     this.phase = STOPPED
     this.rejectWaiters()
