@@ -11,7 +11,8 @@
  * Scenarios: throughput, memory, latency, producers, retry (hand-timed loops) and micro (mitata).
  */
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -115,6 +116,7 @@ const cpuModel = (() => {
 })()
 const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ")
 const loadAtStart = load()
+const srcAtStart = srcVersion()
 const started = Date.now()
 
 const jsonPath = join(root, ".tmp", "bench-results.json")
@@ -180,7 +182,10 @@ print(`## effect-sequent benchmarks`)
 print()
 print(`- machine: ${os.availableParallelism()} CPUs (${cpuModel}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.platform()} ${os.release()}`)
 print(`- node ${process.version}; effect ${pkgVersion("effect")}, p-queue ${pkgVersion("p-queue")}, fastq ${pkgVersion("fastq")}, p-retry ${pkgVersion("p-retry")}, mitata ${pkgVersion("mitata")}`)
-print(`- command: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\`; each cell of a row is a separate child process \`node --import tsx --expose-gc bench/<scenario>.ts\``)
+const flagsText = process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""
+print(`- command: \`tsx bench/run.ts${flagsText}\` (the core suite; \`npm run bench${flagsText ? " --" + flagsText : ""}\` runs it first); each cell of a row is a separate child process \`node --import tsx --expose-gc bench/<scenario>.ts\``)
+const srcAtEnd = srcVersion()
+print(`- src: ${srcAtStart}${srcAtEnd === srcAtStart ? "" : `; **src/ changed during the run**, at the end: ${srcAtEnd}`}`)
 print(`- ${runs} run(s) per measurement, implementations interleaved; cells read min / **median** / max over runs`)
 print(`- load average at start: ${loadAtStart}; at end: ${load()}; wall time ${((Date.now() - started) / 1000).toFixed(0)} s`)
 print()
@@ -355,6 +360,26 @@ console.error(`raw results: ${jsonPath}`)
 if (failures.length > 0) {
   console.error(`\n${failures.length} BENCHMARK CHILD(REN) FAILED — see above.`)
   process.exit(1)
+}
+
+/** The commit under test, whether src/ differs from it, and a hash of src/'s contents. */
+function srcVersion(): string {
+  const git = (...a: Array<string>) => spawnSync("git", a, { cwd: root, encoding: "utf8" })
+  const hash = createHash("sha1")
+  const walk = (dir: string): void => {
+    if (!existsSync(dir)) return
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else hash.update(path).update(readFileSync(path))
+    }
+  }
+  walk(join(root, "src"))
+  const contents = `src/ hash ${hash.digest("hex").slice(0, 10)}`
+  const head = git("rev-parse", "--short", "HEAD")
+  if (head.status !== 0) return contents
+  const dirty = git("status", "--porcelain", "--", "src").stdout.trim().length > 0
+  return `commit ${head.stdout.trim()}${dirty ? " + uncommitted changes" : ""}, ${contents}`
 }
 
 function pkgVersion(name: string): string {
