@@ -191,15 +191,13 @@ export class Executor {
 
   /**
    * Takes a job that is already durably written, whatever the capacity: it is
-   * accepted. Only a stopped executor leaves it to the journal (false).
+   * accepted. A stopped executor leaves it to the journal, for the next start.
    */
-  admit(key: string | undefined, job: Job): boolean {
-    if (this.phase === STOPPED) return false
-    this.enqueue(key, job)
-    return true
+  admit(key: string | undefined, job: Job): void {
+    if (this.phase !== STOPPED) this.enqueue(key, job)
   }
 
-  /** Fails unless the executor accepts new tasks. */
+  /** The error `schedule` fails with once intake is closed; undefined while the executor is open. */
   get closed(): SequentClosedError | undefined {
     return this.phase === OPEN ? undefined : this.closedError()
   }

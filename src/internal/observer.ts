@@ -96,6 +96,11 @@ export class Observer {
   /** The open event subscriptions; events are built only while there is one. */
   private readonly queues = new Set<Queue.Queue<SequentEvent>>()
 
+  /** Whether anyone subscribes: events are built only then. */
+  private get listened(): boolean {
+    return this.queues.size > 0
+  }
+
   /**
    * A subscription, open from now until the scope closes, holding at most
    * `eventBuffer` unread events: the newest ones.
@@ -147,7 +152,7 @@ export class Observer {
   scheduled(job: Job, lane: Lane, size: number): void {
     this.metrics.scheduled.unsafeUpdate(1, this.tags(lane))
     this.size(size)
-    if (this.queues.size > 0) {
+    if (this.listened) {
       this.publish(SequentEvent.Scheduled({ task: job.id, key: lane.key, at: this.epoch + job.scheduledAt }))
     }
   }
@@ -156,7 +161,7 @@ export class Observer {
     const now = this.clock.unsafeCurrentTimeMillis()
     lane.attemptStartedAt = now
     if (this.tracer !== undefined && lane.span === undefined) lane.span = this.taskSpan(job, lane)
-    if (this.queues.size > 0) {
+    if (this.listened) {
       this.publish(SequentEvent.Started({ task: job.id, key: lane.key, attempt: job.attempts, at: now }))
     }
   }
@@ -173,7 +178,7 @@ export class Observer {
     this.metrics.taskDuration.unsafeUpdate((now - this.epoch - job.scheduledAt) / 1000, tags)
     this.size(size)
     if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.void)
-    if (this.queues.size > 0) {
+    if (this.listened) {
       this.publish(SequentEvent.Succeeded({
         task: job.id,
         key: lane.key,
@@ -192,7 +197,7 @@ export class Observer {
       "sequent.attempt": job.attempts,
       "sequent.retry_in_ms": delay
     })
-    if (this.queues.size > 0) {
+    if (this.listened) {
       this.publish(SequentEvent.AttemptFailed({
         task: job.id,
         key: lane.key,
@@ -220,7 +225,7 @@ export class Observer {
     this.metrics.gaveUp.unsafeUpdate(1, this.tags(lane))
     this.size(size)
     if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.failCause(cause))
-    if (this.queues.size > 0) {
+    if (this.listened) {
       this.publish(SequentEvent.GaveUp({ task: job.id, key: lane.key, attempts: job.attempts, cause, at: now }))
     }
   }
@@ -228,7 +233,7 @@ export class Observer {
   dropped(job: Job, lane: Lane, span: Tracer.Span | undefined): void {
     this.metrics.dropped.unsafeUpdate(1, this.tags(lane))
     if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.interrupt(FiberId.none))
-    if (this.queues.size > 0) {
+    if (this.listened) {
       this.publish(SequentEvent.Dropped({
         task: job.id,
         key: lane.key,
@@ -239,11 +244,11 @@ export class Observer {
   }
 
   paused(key: string | undefined): void {
-    if (this.queues.size > 0) this.publish(SequentEvent.Paused({ key, at: this.clock.unsafeCurrentTimeMillis() }))
+    if (this.listened) this.publish(SequentEvent.Paused({ key, at: this.clock.unsafeCurrentTimeMillis() }))
   }
 
   resumed(key: string | undefined): void {
-    if (this.queues.size > 0) this.publish(SequentEvent.Resumed({ key, at: this.clock.unsafeCurrentTimeMillis() }))
+    if (this.listened) this.publish(SequentEvent.Resumed({ key, at: this.clock.unsafeCurrentTimeMillis() }))
   }
 
   /**
