@@ -330,11 +330,11 @@ export const makeCore = (
     ): Effect.Effect<void, ScheduleError<{ timeout: 1 }>> =>
       Effect.withFiberRuntime((fiber) => {
         const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<unknown>
-        if (options === undefined) return executor.offer(undefined, executor.job(task, context, config.policy, deferred))
+        if (options === undefined) return executor.offer(undefined, task, context, config.policy, deferred)
         const policy = policyFor(options)
         return Either.isLeft(policy)
           ? Effect.fail(policy.left)
-          : executor.offer(options.key, executor.job(task, context, policy.right, deferred))
+          : executor.offer(options.key, task, context, policy.right, deferred)
       })
 
     const service: Sequent.Service = {

@@ -137,7 +137,7 @@ export class Executor {
   private count = 0
   private ids = 0
   private readonly lanes = new Map<string, Lane>()
-  private readonly defaultLane = new Lane(undefined)
+  private readonly defaultLane: Lane
   private readyHead: Lane | undefined = undefined
   private readyTail: Lane | undefined = undefined
   private workers = 0
@@ -158,6 +158,7 @@ export class Executor {
     private readonly interruptAll: Effect.Effect<void>,
     fiberId: FiberId.FiberId
   ) {
+    this.defaultLane = new Lane(undefined, config.policy)
     this.parkLimit = Math.min(config.concurrency, MAX_PARKED)
     this.drained = Deferred.unsafeMake(fiberId)
     this.stopped = Deferred.unsafeMake(fiberId)
@@ -167,25 +168,42 @@ export class Executor {
   // intake
   // ---------------------------------------------------------------------------
 
-  /** Builds a job for `task`, run later with `context`. */
+  /** Builds a job for `task`, run later with `context`, scheduled now. */
   job(
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
     deferred: Deferred.Deferred<unknown, unknown> | undefined
   ): Job {
-    return new Job(task, context, policy, deferred, ++this.ids, this.clock.unsafeCurrentTimeMillis() - this.observer.epoch)
+    return new Job(task, context, policy, deferred, ++this.ids, this.sinceEpoch())
   }
 
-  /** Accepts a job for the lane of `key`, or fails when closed or full. */
-  offer(key: string | undefined, job: Job): Effect.Effect<void, SequentClosedError | SequentFullError> {
+  /** Now, as a job's schedule time: a small whole number, stored inline. */
+  private sinceEpoch(): number {
+    return this.clock.unsafeCurrentTimeMillis() - this.observer.epoch
+  }
+
+  /** Accepts `task` for the lane of `key`, or fails when closed or full. */
+  offer(
+    key: string | undefined,
+    task: Effect.Effect<unknown, unknown, unknown>,
+    context: Context.Context<unknown>,
+    policy: Policy,
+    deferred: Deferred.Deferred<unknown, unknown> | undefined
+  ): Effect.Effect<void, SequentClosedError | SequentFullError> {
     if (this.phase !== OPEN) return Effect.fail(this.closedError())
     if (this.count >= this.config.capacity || this.roomWaiters.length > 0) {
       return this.config.onFull === "fail"
         ? Effect.fail(new SequentFullError({ capacity: this.config.capacity }))
-        : this.waitForRoom(key, job)
+        : this.waitForRoom(key, this.job(task, context, policy, deferred))
     }
-    this.enqueue(key, job)
+    const lane = this.laneFor(key)
+    const id = ++this.ids
+    const scheduledAt = this.sinceEpoch()
+    // the common task (the executor's policy, nobody waiting on it) is queued without a Job
+    if (policy === this.config.policy && deferred === undefined) lane.push(task, context, id, scheduledAt)
+    else lane.pushJob(new Job(task, context, policy, deferred, id, scheduledAt))
+    this.accepted(lane, id, scheduledAt)
     return Effect.void
   }
 
@@ -234,9 +252,14 @@ export class Executor {
 
   private enqueue(key: string | undefined, job: Job): void {
     const lane = this.laneFor(key)
-    lane.push(job)
+    lane.pushJob(job)
+    this.accepted(lane, job.id, job.scheduledAt)
+  }
+
+  /** Counts a task just queued on `lane`, and gets the lane a worker if it needs one. */
+  private accepted(lane: Lane, id: number, scheduledAt: number): void {
     this.count++
-    this.observer.scheduled(job, lane, this.count)
+    this.observer.scheduled(id, scheduledAt, lane, this.count)
     if (lane.state === IDLE) {
       if (lane.blocked) lane.state = WAITING
       else this.makeReady(lane)
@@ -247,7 +270,7 @@ export class Executor {
     if (key === undefined) return this.defaultLane
     let lane = this.lanes.get(key)
     if (lane === undefined) {
-      lane = new Lane(key)
+      lane = new Lane(key, this.config.policy)
       this.lanes.set(key, lane)
     }
     return lane
@@ -338,14 +361,18 @@ export class Executor {
   // attempts
   // ---------------------------------------------------------------------------
 
-  /** Starts the next attempt of the head job of `lane`. */
-  private start(worker: Worker, lane: Lane): Effect.Effect<void> {
+  /**
+   * Starts the next attempt of the head job of `lane`. `now` is passed on by a
+   * worker that has just read the clock to settle the previous task: the
+   * same instant, one clock read fewer per task.
+   */
+  private start(worker: Worker, lane: Lane, now = this.clock.unsafeCurrentTimeMillis()): Effect.Effect<void> {
     if (this.phase === STOPPED) return Effect.void
     const job = lane.peek()
     job.attempts++
     worker.lane = lane
     worker.job = job
-    this.observer.started(job, lane)
+    this.observer.started(job, lane, now)
     return worker.step
   }
 
@@ -372,27 +399,27 @@ export class Executor {
     lane.shift()
     if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, Exit.succeed(value))
     this.finished()
-    this.observer.succeeded(job, lane, this.count, span)
-    return this.next(worker, lane)
+    const now = this.observer.succeeded(job, lane, this.count, span)
+    return this.next(worker, lane, now)
   }
 
   /** After the head job of `lane` finished: go on with the lane, or hand it back and pick the next one. */
-  private next(worker: Worker, lane: Lane): Effect.Effect<void> {
+  private next(worker: Worker, lane: Lane, now?: number): Effect.Effect<void> {
     if (lane.size === 0) {
       lane.state = IDLE
       this.reclaim(lane)
       return worker.loop
     }
-    return this.proceed(worker, lane)
+    return this.proceed(worker, lane, now)
   }
 
   /** The lane's head is due again: run it at once if no other lane waits, else take turns. */
-  private proceed(worker: Worker, lane: Lane): Effect.Effect<void> {
+  private proceed(worker: Worker, lane: Lane, now?: number): Effect.Effect<void> {
     if (lane.blocked) {
       lane.state = WAITING
       return worker.loop
     }
-    if (this.readyHead === undefined && !this.paused) return this.start(worker, lane)
+    if (this.readyHead === undefined && !this.paused) return this.start(worker, lane, now)
     this.requeue(lane)
     return worker.loop
   }

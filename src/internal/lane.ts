@@ -21,7 +21,10 @@ export interface Policy {
 }
 
 /**
- * One accepted task. Kept small: a million of them may wait in a lane.
+ * One accepted task, as the worker runs it. A queued task is stored more
+ * compactly (see `Lane`); its `Job` is built when it reaches the lane's head,
+ * unless it needed one from the start (its own policy, a waiter, restored
+ * attempts).
  *
  * @internal
  */
@@ -52,10 +55,37 @@ export const WAITING = 4
 /** Marks a head task that has not failed yet, so its retry schedule has no state. */
 export const NO_RETRY_STATE: unique symbol = Symbol.for("effect-sequent/NoRetryState")
 
+/**
+ * Array slots per queued task: the task (or its whole `Job`), the caller's
+ * context, the id and the schedule time. Four references in a shared array
+ * cost 32 bytes a task; a `Job` object costs 80 and is one more object for the
+ * garbage collector to trace while the task waits.
+ */
+const STRIDE = 4
+/** Tasks in a lane's first block; each next block holds twice as many, up to `MAX_BLOCK`. */
+const FIRST_BLOCK = 4
+const MAX_BLOCK = 1024
+
+/** A segment of a lane's queue. Blocks are chained, so a long queue never copies itself to grow. */
+class Block {
+  readonly slots: Array<unknown>
+  next: Block | undefined = undefined
+  constructor(readonly capacity: number) {
+    this.slots = new Array(capacity * STRIDE).fill(undefined)
+  }
+}
+
 /** @internal */
 export class Lane {
-  private jobs: Array<Job | undefined> = []
+  /** The block holding the head task, and the head's index in it. */
+  private first: Block
   private head = 0
+  /** The block taking new tasks, and the next free index in it. */
+  private last: Block
+  private tail = 0
+  private count = 0
+  /** The head task's `Job`, once built. */
+  private headJob: Job | undefined = undefined
   state = IDLE
   paused = false
   halted = false
@@ -76,35 +106,101 @@ export class Lane {
   /** The lane's metric tags, when the executor tags metrics per lane. */
   tags: ReadonlyArray<MetricLabel.MetricLabel> | undefined = undefined
 
-  constructor(readonly key: string | undefined) {}
+  constructor(
+    readonly key: string | undefined,
+    /** The policy of a task stored without a `Job`. */
+    private readonly policy: Policy
+  ) {
+    this.first = this.last = new Block(FIRST_BLOCK)
+  }
 
   get size(): number {
-    return this.jobs.length - this.head
+    return this.count
   }
 
   get blocked(): boolean {
     return this.paused || this.halted
   }
 
+  /** The head task. */
   peek(): Job {
-    return this.jobs[this.head]!
+    if (this.headJob !== undefined) return this.headJob
+    const slots = this.first.slots
+    const at = this.head * STRIDE
+    const stored = slots[at]
+    return this.headJob = stored instanceof Job ? stored : new Job(
+      stored as Effect.Effect<unknown, unknown, unknown>,
+      slots[at + 1] as Context.Context<unknown>,
+      this.policy,
+      undefined,
+      slots[at + 2] as number,
+      slots[at + 3] as number
+    )
   }
 
-  push(job: Job): void {
-    this.jobs.push(job)
+  /** Queues a task with the lane's policy and no waiter, without building its `Job`. */
+  push(
+    task: Effect.Effect<unknown, unknown, unknown>,
+    context: Context.Context<unknown>,
+    id: number,
+    scheduledAt: number
+  ): void {
+    const slots = this.room()
+    const at = this.tail * STRIDE
+    slots[at] = task
+    slots[at + 1] = context
+    slots[at + 2] = id
+    slots[at + 3] = scheduledAt
+    this.tail++
+    this.count++
+  }
+
+  /** Queues a task that has its own `Job`. */
+  pushJob(job: Job): void {
+    const slots = this.room()
+    const at = this.tail * STRIDE
+    slots[at] = job
+    slots[at + 1] = job.context
+    slots[at + 2] = job.id
+    slots[at + 3] = job.scheduledAt
+    this.tail++
+    this.count++
+  }
+
+  /** The slots of the block with room for one more task. */
+  private room(): Array<unknown> {
+    let block = this.last
+    if (this.tail === block.capacity) {
+      if (this.count === 0) {
+        // empty: start over at the top of the same block
+        this.head = this.tail = 0
+      } else {
+        block = block.next = new Block(Math.min(block.capacity * 2, MAX_BLOCK))
+        this.last = block
+        this.tail = 0
+      }
+    }
+    return block.slots
   }
 
   /** Removes the head task, and with it the head's retry state. */
   shift(): Job {
-    const job = this.jobs[this.head]!
-    this.jobs[this.head] = undefined
+    const job = this.peek()
+    const slots = this.first.slots
+    const at = this.head * STRIDE
+    slots[at] = slots[at + 1] = undefined
+    this.headJob = undefined
+    this.count--
     this.head++
     this.forgetHead()
-    if (this.head === this.jobs.length) {
-      this.jobs.length = 0
-      this.head = 0
-    } else if (this.head >= 4096 && this.head * 2 >= this.jobs.length) {
-      this.jobs = this.jobs.slice(this.head)
+    if (this.count === 0) {
+      // keep one block, and the smallest: a lane is mostly empty or short
+      if (this.first !== this.last || this.first.capacity > FIRST_BLOCK * 16) {
+        this.first = this.last = new Block(FIRST_BLOCK)
+      }
+      this.head = this.tail = 0
+    } else if (this.head === this.first.capacity) {
+      this.first = this.first.next!
       this.head = 0
     }
     return job
@@ -112,10 +208,8 @@ export class Lane {
 
   /** Empties the lane, returning what it held. */
   drain(): Array<Job> {
-    const jobs = this.jobs.slice(this.head) as Array<Job>
-    this.jobs = []
-    this.head = 0
-    this.forgetHead()
+    const jobs: Array<Job> = []
+    while (this.count > 0) jobs.push(this.shift())
     return jobs
   }
 

@@ -149,16 +149,15 @@ export class Observer {
     this.metrics.queueSize.unsafeUpdate(size, NO_TAGS)
   }
 
-  scheduled(job: Job, lane: Lane, size: number): void {
+  scheduled(id: number, scheduledAt: number, lane: Lane, size: number): void {
     this.metrics.scheduled.unsafeUpdate(1, this.tags(lane))
     this.size(size)
     if (this.listened) {
-      this.publish(SequentEvent.Scheduled({ task: job.id, key: lane.key, at: this.epoch + job.scheduledAt }))
+      this.publish(SequentEvent.Scheduled({ task: id, key: lane.key, at: this.epoch + scheduledAt }))
     }
   }
 
-  started(job: Job, lane: Lane): void {
-    const now = this.clock.unsafeCurrentTimeMillis()
+  started(job: Job, lane: Lane, now: number): void {
     lane.attemptStartedAt = now
     if (this.tracer !== undefined && lane.span === undefined) lane.span = this.taskSpan(job, lane)
     if (this.listened) {
@@ -170,7 +169,8 @@ export class Observer {
     this.metrics.attemptDuration.unsafeUpdate((now - lane.attemptStartedAt) / 1000, this.tags(lane))
   }
 
-  succeeded(job: Job, lane: Lane, size: number, span: Tracer.Span | undefined): void {
+  /** Reports a task that succeeded; returns the time it read, for the next attempt's start. */
+  succeeded(job: Job, lane: Lane, size: number, span: Tracer.Span | undefined): number {
     const now = this.clock.unsafeCurrentTimeMillis()
     const tags = this.tags(lane)
     this.attemptEnded(lane, now)
@@ -187,6 +187,7 @@ export class Observer {
         at: now
       }))
     }
+    return now
   }
 
   attemptFailed(job: Job, lane: Lane, cause: Cause.Cause<unknown>, delay: number): void {
