@@ -2,17 +2,16 @@
  * Idle latency, schedule-to-start: with the executor idle, schedule ONE task that stamps
  * performance.now() when it starts; the clock starts just before the schedule call. Wait for the
  * task to finish, repeat. Reports percentiles in µs (after a short warm-up that is not recorded).
- * Child: node --import tsx --expose-gc bench/latency.ts --impl=<name> [--samples=10000] [--warmup=1000]
+ * Child: node --import tsx --expose-gc bench/latency.ts --impl=<name> [--samples=10000] [--warmup=1000] [--repeat=R]
+ * (R runs, each on a fresh executor with its own warm-up; one RESULT line each)
  */
 import { Deferred, Effect } from "effect"
 import { loadImpl } from "./impls/index.js"
-import { CheckError, intArg, main, now, parseArgs, percentile } from "./shared.js"
+import type { Impl } from "./impls/types.js"
+import { CheckError, intArg, main, now, parseArgs, percentile, repeated } from "./shared.js"
 
-const args = parseArgs()
-main(async () => {
-  const impl = await loadImpl(args["impl"] ?? "")
-  const samples = intArg(args, "samples", 10_000)
-  const warmup = intArg(args, "warmup", 1_000)
+/** One run: `warmup` unrecorded samples, then `samples` recorded ones, on a fresh executor. */
+const measure = async (impl: Impl, samples: number, warmup: number) => {
   const total = warmup + samples
   const us = new Float64Array(total)
   let startedAt = NaN
@@ -79,4 +78,12 @@ main(async () => {
     max: asc[asc.length - 1],
     mean: sum / asc.length
   }
+}
+
+const args = parseArgs()
+main(async () => {
+  const impl = await loadImpl(args["impl"] ?? "")
+  const samples = intArg(args, "samples", 10_000)
+  const warmup = intArg(args, "warmup", 1_000)
+  return repeated(args, () => measure(impl, samples, warmup))
 })

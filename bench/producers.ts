@@ -3,12 +3,12 @@
  * then flush. Each task checks it is the next of ITS producer's tasks (per-producer order).
  * Run with --producers=100 --per=10000 and --producers=1 --per=1000000; the orchestrator
  * reports the ratio. Effect-world implementations only (the Promise queues have no fibers).
- * Child: node --import tsx --expose-gc bench/producers.ts --impl=<name> --producers=P --per=K
+ * Child: node --import tsx --expose-gc bench/producers.ts --impl=<name> --producers=P --per=K [--repeat=R]
  */
 import { Effect } from "effect"
 import { loadImpl } from "./impls/index.js"
 import type { EffectExecutor } from "./impls/types.js"
-import { intArg, main, parseArgs, ProducerCheck, settledHeap, stopwatch } from "./shared.js"
+import { intArg, main, parseArgs, ProducerCheck, repeated, settledHeap, stopwatch } from "./shared.js"
 
 const pass = (make: Effect.Effect<EffectExecutor, unknown, import("effect").Scope.Scope>, producers: number, per: number) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
@@ -35,8 +35,10 @@ main(async () => {
   const per = intArg(args, "per", 10_000)
   const warmup = intArg(args, "warmup", 50_000)
   if (warmup > 0) await pass(impl.make(), Math.min(producers, warmup), Math.max(1, Math.floor(warmup / producers)))
-  settledHeap()
-  const { ms, cpuMs } = await pass(impl.make(), producers, per)
-  const n = producers * per
-  return { impl: impl.name, producers, per, n, ms, cpuMs, tasksPerSec: n / (ms / 1000) }
+  return repeated(args, async () => {
+    settledHeap()
+    const { ms, cpuMs } = await pass(impl.make(), producers, per)
+    const n = producers * per
+    return { impl: impl.name, producers, per, n, ms, cpuMs, tasksPerSec: n / (ms / 1000) }
+  })
 })

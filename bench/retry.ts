@@ -6,7 +6,8 @@
  * each queued task). All K are scheduled up front, then flush. Reports µs per task.
  * Every attempt checks no other task started in between; every task must take exactly 4 attempts.
  * Effect-world runs hide Sequent's per-attempt WARN logs unless --logs=format (see logs.ts).
- * Child: node --import tsx --expose-gc bench/retry.ts --impl=<name> [--k=...] [--logs=off|format]
+ * Child: node --import tsx --expose-gc bench/retry.ts --impl=<name> [--k=...] [--logs=off|format] [--repeat=R]
+ * (R measured runs after one warm-up, one RESULT line each)
  */
 import pRetry from "p-retry"
 import { Effect, Schedule } from "effect"
@@ -14,7 +15,7 @@ import { loadImpl } from "./impls/index.js"
 import type { Impl } from "./impls/types.js"
 import { type LogMode, parseLogMode, withLogs } from "./logs.js"
 import { FAILURES, pRetryOptions } from "./retry-options.js"
-import { CheckError, type Elapsed, intArg, main, OrderCheck, parseArgs, settledHeap, stopwatch } from "./shared.js"
+import { CheckError, type Elapsed, intArg, main, OrderCheck, parseArgs, repeated, settledHeap, stopwatch } from "./shared.js"
 
 const boom = new Error("transient failure")
 
@@ -80,7 +81,9 @@ main(async () => {
   const k = intArg(args, "k", impl.kind === "effect" ? 20_000 : 300)
   const logs = parseLogMode(args["logs"])
   await pass(impl, Math.max(1, Math.floor(k / 10)), logs)
-  settledHeap()
-  const { ms, cpuMs } = await pass(impl, k, logs)
-  return { impl: impl.name, logs, k, ms, cpuMs, usPerTask: (ms * 1000) / k, cpuUsPerTask: (cpuMs * 1000) / k }
+  return repeated(args, async () => {
+    settledHeap()
+    const { ms, cpuMs } = await pass(impl, k, logs)
+    return { impl: impl.name, logs, k, ms, cpuMs, usPerTask: (ms * 1000) / k, cpuUsPerTask: (cpuMs * 1000) / k }
+  })
 })

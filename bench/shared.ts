@@ -1,7 +1,7 @@
 /**
  * Helpers shared by the benchmark children and the orchestrator: argument parsing,
  * statistics, the in-order/exactly-once checkers, GC + heap sampling, and the JSON hand-off
- * (a child prints exactly one line `RESULT <json>` on stdout).
+ * (a child prints one line `RESULT <json>` on stdout per measured run).
  */
 import { performance } from "node:perf_hooks"
 
@@ -46,9 +46,20 @@ export const intArg = (args: Record<string, string>, name: string, fallback: num
   return n
 }
 
-/** Ends the child with one machine-readable line for the orchestrator. */
+/** Ends the child with one machine-readable line per result for the orchestrator. */
 export const emit = (result: unknown): void => {
-  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`)
+  for (const one of Array.isArray(result) ? result : [result]) process.stdout.write(`RESULT ${JSON.stringify(one)}\n`)
+}
+
+/**
+ * Runs `measure` `--repeat` times (default 1) in this process, one after the other, and collects
+ * the results: for the scenarios that need no fresh process per run (everything but throughput
+ * and memory), so that the suite does not pay a process start-up per run.
+ */
+export const repeated = async <A>(args: Record<string, string>, measure: () => Promise<A>): Promise<Array<A>> => {
+  const results: Array<A> = []
+  for (let i = intArg(args, "repeat", 1); i > 0; i--) results.push(await measure())
+  return results
 }
 
 /** Runs a child's main function; any error (including a failed check) exits non-zero. */
