@@ -22,22 +22,22 @@ export interface Policy {
 
 /**
  * One accepted task, as the worker runs it. A queued task is stored more
- * compactly (see `Lane`); its `Job` is built when it reaches the lane's head,
- * unless it needed one from the start (its own policy, a waiter, restored
- * attempts).
+ * compactly (see `Lane`) unless it needs a `Job` from the start (its own
+ * policy, a waiter, a journal record); a compact task borrows its lane's
+ * `Job` while it is the lane's head.
  *
  * @internal
  */
 export class Job {
   attempts = 0
   constructor(
-    readonly task: Effect.Effect<unknown, unknown, unknown>,
-    readonly context: Context.Context<unknown>,
+    public task: Effect.Effect<unknown, unknown, unknown>,
+    public context: Context.Context<unknown>,
     readonly policy: Policy,
     readonly deferred: Deferred.Deferred<unknown, unknown> | undefined,
-    readonly id: number,
+    public id: number,
     /** Milliseconds after the executor's epoch (see `Observer.epoch`). */
-    readonly scheduledAt: number
+    public scheduledAt: number
   ) {}
 }
 
@@ -84,8 +84,15 @@ export class Lane {
   private last: Block
   private tail = 0
   private count = 0
-  /** The head task's `Job`, once built. */
+  /** The head task's `Job`, once looked at. */
   private headJob: Job | undefined = undefined
+  /**
+   * The `Job` a compactly stored head task borrows, refilled for each one: one
+   * object per lane instead of one per task. A task's `Job` is read until its
+   * outcome is reported, before the next head is looked at; `drain` gives each
+   * dropped task a `Job` of its own.
+   */
+  private lent: Job | undefined = undefined
   state = IDLE
   paused = false
   halted = false
@@ -128,14 +135,19 @@ export class Lane {
     const slots = this.first.slots
     const at = this.head * STRIDE
     const stored = slots[at]
-    return this.headJob = stored instanceof Job ? stored : new Job(
-      stored as Effect.Effect<unknown, unknown, unknown>,
-      slots[at + 1] as Context.Context<unknown>,
-      this.policy,
-      undefined,
-      slots[at + 2] as number,
-      slots[at + 3] as number
-    )
+    if (stored instanceof Job) return this.headJob = stored
+    const task = stored as Effect.Effect<unknown, unknown, unknown>
+    const context = slots[at + 1] as Context.Context<unknown>
+    const id = slots[at + 2] as number
+    const scheduledAt = slots[at + 3] as number
+    const job = this.lent
+    if (job === undefined) return this.headJob = this.lent = new Job(task, context, this.policy, undefined, id, scheduledAt)
+    job.task = task
+    job.context = context
+    job.id = id
+    job.scheduledAt = scheduledAt
+    job.attempts = 0
+    return this.headJob = job
   }
 
   /** Queues a task with the lane's policy and no waiter, without building its `Job`. */
@@ -206,10 +218,18 @@ export class Lane {
     return job
   }
 
-  /** Empties the lane, returning what it held. */
+  /** Empties the lane, returning what it held, each task with a `Job` of its own. */
   drain(): Array<Job> {
     const jobs: Array<Job> = []
-    while (this.count > 0) jobs.push(this.shift())
+    while (this.count > 0) {
+      const job = this.shift()
+      if (job !== this.lent) jobs.push(job)
+      else {
+        const own = new Job(job.task, job.context, job.policy, undefined, job.id, job.scheduledAt)
+        own.attempts = job.attempts
+        jobs.push(own)
+      }
+    }
     return jobs
   }
 
