@@ -92,41 +92,51 @@ const withoutParentSpan = (context: Context.Context<unknown>): Context.Context<n
 const MAX_PARKED = 64
 
 /**
- * A worker fiber's state. Its effects are built once, so running a task
- * allocates no effect of the executor's own.
+ * A worker fiber's state. Its effects and handlers are built once; an attempt
+ * costs one effect of the executor's own.
  */
 class Worker {
   lane: Lane = undefined as any
   job: Job = undefined as any
   /** The caller context the worker's context was last taken from. */
   private adoptedFrom: Context.Context<unknown> | undefined = undefined
-  startedAt = 0
-  readonly attempt: Effect.Effect<unknown, unknown>
-  readonly step: Effect.Effect<void>
+  private readonly outcome: {
+    readonly onSuccess: (value: unknown) => Effect.Effect<void>
+    readonly onFailure: (cause: Cause.Cause<unknown>) => Effect.Effect<void>
+  }
   readonly loop: Effect.Effect<void>
   readonly park: Effect.Effect<void>
 
-  constructor(executor: Executor) {
+  constructor(private readonly executor: Executor) {
+    this.outcome = {
+      onSuccess: (value) => value === false ? executor.failed(this, falseCause) : executor.succeeded(this, value),
+      onFailure: (cause) => executor.failed(this, cause)
+    }
+    this.loop = Effect.suspend(() => executor.idle(this))
+    this.park = Effect.zipRight(
+      Effect.async<void>((resume) => executor.parkOrResume(resume)),
+      this.loop
+    )
+  }
+
+  /**
+   * The attempt of the current job, its outcome handled. Built as the attempt
+   * starts, so that the run loop goes straight into the task: each step a
+   * worker takes per task is one the producer does not wait for.
+   */
+  attempt(): Effect.Effect<void> {
+    const job = this.job
+    const task = this.executor.observer.wrap(job, this.lane, this.executor.timed(job))
+    if (job.context === this.adoptedFrom) return Effect.matchCauseEffect(task, this.outcome)
     // The task runs with its caller's services. The worker needs none of its own,
     // so it adopts the caller's context, and only when it changes: `Effect.provide`
     // per attempt would copy the fiber's refs twice for every task. The caller's
     // current span is left out, so a background task never becomes part of the
     // trace of whoever scheduled it (its own span links to it instead).
-    this.attempt = Effect.suspend(() => {
-      const job = this.job
-      const task = executor.observer.wrap(job, this.lane, executor.timed(job))
-      if (job.context === this.adoptedFrom) return task
-      this.adoptedFrom = job.context
-      return Effect.zipRight(FiberRef.set(FiberRef.currentContext, withoutParentSpan(job.context)), task)
-    })
-    this.step = Effect.matchCauseEffect(this.attempt, {
-      onSuccess: (value) => value === false ? executor.failed(this, falseCause) : executor.succeeded(this, value),
-      onFailure: (cause) => executor.failed(this, cause)
-    })
-    this.loop = Effect.suspend(() => executor.idle(this))
-    this.park = Effect.zipRight(
-      Effect.async<void>((resume) => executor.parkOrResume(resume)),
-      this.loop
+    this.adoptedFrom = job.context
+    return Effect.matchCauseEffect(
+      Effect.zipRight(FiberRef.set(FiberRef.currentContext, withoutParentSpan(job.context)), task),
+      this.outcome
     )
   }
 }
@@ -373,7 +383,7 @@ export class Executor {
     worker.lane = lane
     worker.job = job
     this.observer.started(job, lane, now)
-    return worker.step
+    return worker.attempt()
   }
 
   /** The job's task, limited by its per-attempt timeout if it has one. */
