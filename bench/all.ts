@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: the core suite, then the observability cost, then lanes,
- * each given the same flags (`--quick` for a smoke run).
+ * `npm run bench`: the core suite, then the observability cost, lanes, and
+ * fairness (`--quick` for a smoke run of each).
  */
 import { execFileSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
@@ -14,3 +14,4 @@ const run = (file: string, args: ReadonlyArray<string>) =>
 run("./run.ts", flags)
 run("./observability.ts", quick ? ["--n=20000", "--runs=1"] : [])
 run("./lanes.ts", quick ? ["--n=20000", "--runs=1"] : [])
+run("./fairness.ts", quick ? ["--n=100000", "--runs=1"] : [])

@@ -92,6 +92,17 @@ const withoutParentSpan = (context: Context.Context<unknown>): Context.Context<n
 const MAX_PARKED = 64
 
 /**
+ * Run-loop steps a worker takes per turn before it lets other fibers run
+ * (Effect's default is 2048). A worker needs about as many steps per task as a
+ * producer that schedules in a tight loop; with equal turns such a burst
+ * outgrows the worker, and the backlog ages into the old generation, where
+ * collecting it costs more than running it. With four times the turn the
+ * worker drains a burst as fast as it is filled. A turn of trivial tasks lasts
+ * about a millisecond.
+ */
+const WORKER_TURN = 8192
+
+/**
  * A worker fiber's state. Its effects and handlers are built once; an attempt
  * costs one effect of the executor's own.
  */
@@ -327,7 +338,7 @@ export class Executor {
     else if (this.workers < this.config.concurrency) {
       this.workers++
       // not started in the caller's stack: `schedule` returns before any task runs
-      const fiber = this.run(new Worker(this).loop, { immediate: false })
+      const fiber = this.run(Effect.withMaxOpsBeforeYield(new Worker(this).loop, WORKER_TURN), { immediate: false })
       this.workerFibers.add(fiber)
       fiber.addObserver(() => this.workerFibers.delete(fiber))
     }
