@@ -203,4 +203,44 @@ describe("order and intake", () => {
       assert.deepStrictEqual(ran, returned)
       assert.notDeepEqual(returned, [...returned].sort(), "the producers interleaved")
     }))
+
+  it.scoped("with a long backlog, every 32nd schedule lets other fibers run first; every task runs once, each fiber's in order", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const gate = yield* Deferred.make<void>()
+      yield* sequent.schedule(Deferred.await(gate))
+      const ran: Array<string> = []
+      // the bystander counts the turns it gets while the producers run
+      let turns = 0
+      let producing = true
+      const bystander = yield* Effect.fork(Effect.whileLoop({
+        while: () => producing,
+        body: () => Effect.zipRight(Effect.yieldNow(), Effect.sync(() => turns++)),
+        step: () => {}
+      }))
+      const produce = (name: string, from: number, to: number) =>
+        Effect.forEach(
+          Array.from({ length: to - from }, (_, i) => from + i),
+          (i) => sequent.schedule(Effect.sync(() => ran.push(`${name}${i}`))),
+          { discard: true }
+        )
+      // up to the threshold, one producer alone: it yields only when the run loop makes it
+      yield* produce("a", 0, 8_192)
+      const turnsBelow = turns
+      // past it, two producers, each schedule call possibly yielding to the other
+      yield* Effect.all([produce("b", 0, 3_200), produce("c", 0, 3_200)], { concurrency: "unbounded", discard: true })
+      producing = false
+      yield* Fiber.join(bystander)
+      const turnsAbove = turns - turnsBelow
+      yield* Deferred.succeed(gate, undefined)
+      yield* sequent.flush
+      const of = (name: string) => ran.filter((task) => task.startsWith(name))
+      assert.strictEqual(ran.length, 8_192 + 6_400)
+      assert.deepStrictEqual(of("a"), Array.from({ length: 8_192 }, (_, i) => `a${i}`))
+      assert.deepStrictEqual(of("b"), Array.from({ length: 3_200 }, (_, i) => `b${i}`))
+      assert.deepStrictEqual(of("c"), Array.from({ length: 3_200 }, (_, i) => `c${i}`))
+      assert.isTrue(ran.indexOf("c0") < ran.indexOf("b3199"), "the producers interleaved")
+      assert.isAtMost(turnsBelow, 20, "below the threshold schedule never yields on its own")
+      assert.isAtLeast(turnsAbove, 6_400 / 32 / 2, "above it, at least one turn for every 32 schedules of each fiber")
+    }))
 })

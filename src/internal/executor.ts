@@ -103,6 +103,17 @@ const MAX_PARKED = 64
 const WORKER_TURN = 8192
 
 /**
+ * Above this many accepted tasks, every 32nd `schedule` (`YIELD_EVERY` + 1)
+ * lets the other fibers take a turn before it takes its task. Each of many
+ * producers gets a turn for every one the worker gets; without this, a hundred
+ * of them in tight loops outrun it until the backlog is as long as the burst.
+ * The task is taken after the turn, so `schedule` still returns before its
+ * task can run.
+ */
+const YIELD_ABOVE = 8192
+const YIELD_EVERY = 31
+
+/**
  * A worker fiber's state. Its effects and handlers are built once; an attempt
  * costs one effect of the executor's own.
  */
@@ -157,6 +168,8 @@ export class Executor {
   private phase = OPEN
   private count = 0
   private ids = 0
+  /** Offers counted while the backlog is long (see `YIELD_ABOVE`). */
+  private offers = 0
   private readonly lanes = new Map<string, Lane>()
   private readonly defaultLane: Lane
   private readyHead: Lane | undefined = undefined
@@ -217,6 +230,9 @@ export class Executor {
       return this.config.onFull === "fail"
         ? Effect.fail(new SequentFullError({ capacity: this.config.capacity }))
         : this.waitForRoom(key, this.job(task, context, policy, deferred))
+    }
+    if (this.count > YIELD_ABOVE && (++this.offers & YIELD_EVERY) === 0) {
+      return Effect.zipRight(Effect.yieldNow(), Effect.suspend(() => this.offer(key, task, context, policy, deferred)))
     }
     const lane = this.laneFor(key)
     const id = ++this.ids
