@@ -17,9 +17,10 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { makeBatcher } from "./internal/batcher.js"
@@ -153,17 +154,25 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
     Effect.flatMap(DurableSequent, (sequent) => sequent.redrive(id))
 }
 
-/** Journal writes the worker waits on are retried until they succeed (or `stop` interrupts them). */
-const journalRetry = Schedule.exponential("10 millis").pipe(
-  Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.seconds(1)))
-)
+/** The first and the longest delay between two tries of a journal write the worker waits on. */
+const firstRetryDelay = 10
+const longestRetryDelay = 1_000
 
-const persist = <A>(what: string, effect: Effect.Effect<A, JournalError>): Effect.Effect<A> =>
-  effect.pipe(
-    Effect.tapError((error) => Effect.logWarning(`Sequent: journal ${what} failed, retrying`, error)),
-    Effect.retry(journalRetry),
-    Effect.orDie
-  )
+/**
+ * Runs a journal write until it succeeds (or `stop` interrupts it), logging
+ * each failure: 10 ms after the first failure, then twice as long each time,
+ * at most a second apart. A write that succeeds (nearly every one, on the
+ * path of every task) costs one `catchAll`: a schedule driven by
+ * `Effect.retry` would be built, and a service provided, for every write.
+ */
+const persist = <A>(what: string, write: Effect.Effect<A, JournalError>): Effect.Effect<A> => {
+  const retry = (error: JournalError, delay: number): Effect.Effect<A> =>
+    Effect.logWarning(`Sequent: journal ${what} failed, retrying`, error).pipe(
+      Effect.zipRight(Effect.sleep(Duration.millis(delay))),
+      Effect.zipRight(Effect.catchAll(write, (next) => retry(next, Math.min(2 * delay, longestRetryDelay))))
+    )
+  return Effect.catchAll(write, (error) => retry(error, firstRetryDelay))
+}
 
 const laneOf = (key: string | undefined): string => key ?? ""
 const keyOf = (lane: string): string | undefined => lane === "" ? undefined : lane
@@ -242,34 +251,41 @@ export const make = (
       readonly job: Job
     }
     const append = yield* makeBatcher((batch: ReadonlyArray<Pending>) =>
-      Effect.tap(journal.append(batch.map((pending) => pending.entry)), (results) =>
-        Effect.sync(() =>
-          results.forEach((result, index) => {
-            if (!result.inserted) return
-            const { entry, job } = batch[index]!
-            seqs.set(job, result.seq)
-            executor.admit(keyOf(entry.lane), job)
-          })
-        ))
+      Effect.map(journal.append(batch.map((pending) => pending.entry)), (results) => {
+        results.forEach((result, index) => {
+          if (!result.inserted) return
+          const { entry, job } = batch[index]!
+          seqs.set(job, result.seq)
+          executor.admit(keyOf(entry.lane), job)
+        })
+        return results
+      })
     )
 
     const prefix = (yield* Random.nextInt).toString(36) + (yield* Random.nextInt).toString(36)
     let counter = 0
 
-    const encode = (task: DurableTask) => {
-      const kind: AnyTaskKind | undefined = typeof task === "object" && task !== null
-        ? handlers.kinds.get(task._tag)
-        : undefined
-      if (kind === undefined) {
-        return Effect.fail(
-          new SequentInvalidTaskError({ tag: String(task?._tag), reason: "it is not a registered task kind" })
-        )
+    /**
+     * A synchronous encoder per kind, built on first use: `Schema.encode`
+     * would look the parser up and build an effect for every task. When it
+     * cannot answer (the task does not encode, or its schema encodes
+     * asynchronously), `encodeEffect` does the work, and gives the error.
+     */
+    const encoders = new Map<AnyTaskKind, (task: DurableTask) => Either.Either<unknown, unknown>>()
+    const encoderOf = (kind: AnyTaskKind) => {
+      let encoder = encoders.get(kind)
+      if (encoder === undefined) {
+        encoder = ParseResult.encodeUnknownEither(kind)
+        encoders.set(kind, encoder)
       }
-      return Schema.encode(kind)(task).pipe(
+      return encoder
+    }
+
+    const encodeEffect = (kind: AnyTaskKind, task: DurableTask) =>
+      Schema.encode(kind)(task).pipe(
         Effect.map((encoded) => JSON.stringify(encoded)),
         Effect.mapError((error) => new SequentInvalidTaskError({ tag: task._tag, reason: error.message }))
       )
-    }
 
     const offer = (
       task: DurableTask,
@@ -279,17 +295,36 @@ export const make = (
       Effect.suspend((): Effect.Effect<AppendResult, DurableScheduleError> => {
         const closed = executor.closed
         if (closed !== undefined) return Effect.fail(closed)
-        return Effect.flatMap(encode(task), (payload) => {
-          const entry: JournalEntry = {
-            id: options?.id ?? `auto:${prefix}:${++counter}`,
-            lane: laneOf(options?.key),
-            tag: task._tag,
-            payload,
-            scheduledAt: clock.unsafeCurrentTimeMillis()
-          }
-          return append({ entry, job: jobFor(task, deferred) })
-        })
+        const kind: AnyTaskKind | undefined = typeof task === "object" && task !== null
+          ? handlers.kinds.get(task._tag)
+          : undefined
+        if (kind === undefined) {
+          return Effect.fail(
+            new SequentInvalidTaskError({ tag: String(task?._tag), reason: "it is not a registered task kind" })
+          )
+        }
+        const encoded = encoderOf(kind)(task)
+        return Either.isRight(encoded)
+          ? store(task, options, deferred, JSON.stringify(encoded.right))
+          : Effect.flatMap(encodeEffect(kind, task), (payload) => store(task, options, deferred, payload))
       })
+
+    /** Offers the encoded task to the journal; it is admitted once its transaction commits. */
+    const store = (
+      task: DurableTask,
+      options: DurableTaskOptions | undefined,
+      deferred: Deferred.Deferred<unknown, unknown> | undefined,
+      payload: string
+    ): Effect.Effect<AppendResult, JournalError> => {
+      const entry: JournalEntry = {
+        id: options?.id ?? `auto:${prefix}:${++counter}`,
+        lane: laneOf(options?.key),
+        tag: task._tag,
+        payload,
+        scheduledAt: clock.unsafeCurrentTimeMillis()
+      }
+      return append({ entry, job: jobFor(task, deferred) })
+    }
 
     return {
       ...service,
