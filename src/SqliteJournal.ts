@@ -18,6 +18,12 @@
  * `.lock` file itself stays on disk; it holds no data. An in-memory database
  * (`:memory:`) belongs to its connection alone and takes no lock.
  *
+ * Connection: `layer` opens a client of its own, and the journal holds that
+ * client's connection for as long as the layer lives, running its statements
+ * on it directly (no `sql.execute` span per statement, and about 20 µs less
+ * each). `make` and `layerFromClient` share the client they are given: every
+ * statement goes through it, so other code can use it at the same time.
+ *
  * @since 0.1.0
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
@@ -78,7 +84,7 @@ export const make = (
   Effect.gen(function*() {
     const client = yield* SqliteClient.SqliteClient
     yield* acquireLock(client.config.filename)
-    return yield* makeOwned(client, options)
+    return yield* makeLocked(client, options, "shared")
   })
 
 /**
@@ -114,7 +120,8 @@ export const layer = (options: LayerOptions): Layer.Layer<Journal, JournalError 
           Effect.fail(new JournalError({ reason: `Failed to open the journal ${options.filename}`, cause }))
         )
       )
-      return yield* makeOwned(client, options)
+      // Nothing else can reach this client, so the journal may hold its connection.
+      return yield* makeLocked(client, options, "owned")
     })
   ).pipe(Layer.provide(Reactivity.layer))
 
@@ -130,7 +137,11 @@ export const layerFromClient = (
 ): Layer.Layer<Journal, JournalError | JournalLockedError, SqliteClient.SqliteClient> =>
   Layer.scoped(Journal, make(options))
 
-const makeOwned = (client: SqliteClient.SqliteClient, options: MakeOptions | undefined) =>
+const makeLocked = (
+  client: SqliteClient.SqliteClient,
+  options: MakeOptions | undefined,
+  connection: internal.Connection
+) =>
   Effect.gen(function*() {
     yield* client`PRAGMA journal_mode = WAL`.pipe(
       Effect.zipRight(client.unsafe(`PRAGMA synchronous = ${options?.synchronous === "FULL" ? "FULL" : "NORMAL"}`)),
@@ -138,7 +149,7 @@ const makeOwned = (client: SqliteClient.SqliteClient, options: MakeOptions | und
         new JournalError({ reason: `Failed to configure the journal ${client.config.filename}`, cause })
       )
     )
-    return yield* internal.make({ tablePrefix: options?.tablePrefix ?? internal.defaultTablePrefix }).pipe(
+    return yield* internal.make({ tablePrefix: options?.tablePrefix ?? internal.defaultTablePrefix, connection }).pipe(
       Effect.provideService(SqlClient.SqlClient, client)
     )
   })
