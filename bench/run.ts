@@ -1,8 +1,9 @@
 /**
  * Benchmark orchestrator: `npm run bench [-- --quick] [-- --only=<impl|scenario>[,...]] [-- --runs=N]`.
  *
- * Runs every (scenario, implementation) pair in child processes
- * (`node --import tsx --expose-gc bench/<scenario>.ts --impl=<name> ...`): throughput and memory in
+ * Compiles src/ and bench/ with tsc (tsconfig.bench.json, into .tmp/bench-js), then runs every
+ * (scenario, implementation) pair in child processes
+ * (`node --expose-gc .tmp/bench-js/bench/<scenario>.js --impl=<name> ...`): throughput and memory in
  * a fresh process per run, interleaving the implementations from run to run (memory children two at
  * a time); latency, producers and retry in one process per row that measures every run
  * (`--repeat`). Reads the `RESULT <json>` lines the children print; prints Markdown tables (min / median / max over runs) and the targets; writes the raw results to
@@ -12,6 +13,7 @@
  * Scenarios: throughput, memory, latency, producers, retry (hand-timed loops) and micro (mitata).
  */
 import { spawn, spawnSync } from "node:child_process"
+import { createRequire } from "node:module"
 import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
@@ -136,14 +138,30 @@ function saveJson(): void {
 }
 
 if (!sequentAvailable) console.error("note: src/index.ts not found; Sequent is skipped")
+
+// The children run compiled: under tsx each one would spend about a second more starting up
+// (compiling TypeScript on the fly), for every run of every scenario. tsc writes src/ and bench/
+// to .tmp/bench-js with tsconfig.bench.json; node_modules resolves from there as from bench/.
+const compiledDir = join(root, ".tmp", "bench-js")
+{
+  const require = createRequire(import.meta.url)
+  const tsc = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", join(root, "tsconfig.bench.json")], {
+    cwd: root,
+    encoding: "utf8"
+  })
+  if (tsc.status !== 0) {
+    console.error(`compiling the benchmarks failed:\n${tsc.stdout}${tsc.stderr}`)
+    process.exit(1)
+  }
+}
 console.error(`running ${jobs.length} child processes (${runs} run(s)${quick ? ", --quick" : ""}) ...`)
 
 /** Runs one child; resolves with its exit status and output. */
 const runChild = (job: Job) =>
   new Promise<{ status: number | null; signal: string | null; error?: Error; stdout: string; stderr: string }>(
     (resolvePromise) => {
-      const file = join(benchDir, `${job.scenario}.ts`)
-      const child = spawn(process.execPath, ["--import", "tsx", "--expose-gc", file, ...job.args], {
+      const file = join(compiledDir, "bench", `${job.scenario}.js`)
+      const child = spawn(process.execPath, ["--expose-gc", file, ...job.args], {
         cwd: root,
         stdio: ["ignore", "pipe", "pipe"],
         timeout: 600_000
@@ -215,7 +233,7 @@ print()
 print(`- machine: ${os.availableParallelism()} CPUs (${cpuModel}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.platform()} ${os.release()}`)
 print(`- node ${process.version}; effect ${pkgVersion("effect")}, p-queue ${pkgVersion("p-queue")}, fastq ${pkgVersion("fastq")}, p-retry ${pkgVersion("p-retry")}, mitata ${pkgVersion("mitata")}`)
 const flagsText = process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""
-print(`- command: \`tsx bench/run.ts${flagsText}\` (the core suite; \`npm run bench${flagsText ? " --" + flagsText : ""}\` runs it first); each throughput and memory run is a separate child process \`node --import tsx --expose-gc bench/<scenario>.ts\`; latency, producers and retry measure all runs of a row in one child`)
+print(`- command: \`tsx bench/run.ts${flagsText}\` (the core suite; \`npm run bench${flagsText ? " --" + flagsText : ""}\` runs it first); each throughput and memory run is a separate child process \`node --expose-gc .tmp/bench-js/bench/<scenario>.js\` (src/ and bench/ compiled by tsc first); latency, producers and retry measure all runs of a row in one child`)
 const srcAtEnd = srcVersion()
 print(`- src: ${srcAtStart}${srcAtEnd === srcAtStart ? "" : `; **src/ changed during the run**, at the end: ${srcAtEnd}`}`)
 print(`- ${runs} run(s) per measurement, implementations interleaved; cells read min / **median** / max over runs`)
