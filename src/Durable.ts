@@ -97,6 +97,8 @@ export declare namespace DurableSequent {
     readonly deadLetters: Effect.Effect<ReadonlyArray<DeadLetter>, JournalError>
     /** Puts a dead letter back, at the end of its lane, with its attempts reset. */
     readonly redrive: (id: string) => Effect.Effect<void, JournalError | JournalNotFoundError>
+    /** Deletes a dead letter for good, answering with it; its id may be scheduled again. */
+    readonly discard: (id: string) => Effect.Effect<DeadLetter, JournalError | JournalNotFoundError>
   }
 }
 
@@ -152,6 +154,10 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
   /** @since 0.1.0 */
   static readonly redrive = (id: string): Effect.Effect<void, JournalError | JournalNotFoundError, DurableSequent> =>
     Effect.flatMap(DurableSequent, (sequent) => sequent.redrive(id))
+
+  /** @since 0.1.0 */
+  static readonly discard = (id: string): Effect.Effect<DeadLetter, JournalError | JournalNotFoundError, DurableSequent> =>
+    Effect.flatMap(DurableSequent, (sequent) => sequent.discard(id))
 }
 
 /** The first and the longest delay between two tries of a journal write the worker waits on. */
@@ -334,7 +340,8 @@ export const make = (
           Effect.flatMap(offer(task, options, deferred), (result) =>
             result.inserted ? Deferred.await(deferred) : Effect.void)),
       deadLetters: journal.deadLetters,
-      redrive: (id) => Effect.flatMap(journal.redrive(id), restore)
+      redrive: (id) => Effect.flatMap(journal.redrive(id), restore),
+      discard: (id) => journal.discard(id)
     } satisfies DurableSequent.Service
   })
 

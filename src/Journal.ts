@@ -100,6 +100,9 @@ export declare namespace Journal {
    * - `redrive` moves a dead letter back to pending with a new `seq` (so it
    *   runs after everything already in its lane) and zero attempts; it fails
    *   with `JournalNotFoundError` when no dead letter has that id.
+   * - `discard` deletes a dead letter for good and answers with it, so its id
+   *   may be scheduled again; it fails with `JournalNotFoundError` when no dead
+   *   letter has that id.
    *
    * `attemptFailed`, `complete` and `deadLetter` ignore a `seq` that is not
    * pending, so replaying them is harmless.
@@ -117,6 +120,7 @@ export declare namespace Journal {
     readonly pending: Effect.Effect<ReadonlyArray<JournalRecord>, JournalError>
     readonly deadLetters: Effect.Effect<ReadonlyArray<DeadLetter>, JournalError>
     readonly redrive: (id: string) => Effect.Effect<JournalRecord, JournalError | JournalNotFoundError>
+    readonly discard: (id: string) => Effect.Effect<DeadLetter, JournalError | JournalNotFoundError>
   }
 }
 
@@ -193,6 +197,17 @@ const unsafeMakeMemory = (): Journal.Service => {
     pendingIds.set(record.id, record.seq)
     return record
   }
+  /** Removes the dead letter of `id` and answers with it. */
+  const takeDeadLetter = (id: string): Effect.Effect<DeadLetter, JournalNotFoundError> =>
+    Effect.suspend(() => {
+      const seq = deadIds.get(id)
+      if (seq === undefined) return Effect.fail(new JournalNotFoundError({ id }))
+      const letter = dead.get(seq)!
+      dead.delete(seq)
+      deadIds.delete(id)
+      return Effect.succeed(letter)
+    })
+
 
   return Journal.of({
     append: (entries) =>
@@ -228,15 +243,8 @@ const unsafeMakeMemory = (): Journal.Service => {
       }),
     pending: Effect.sync(() => Array.from(pending.values())),
     deadLetters: Effect.sync(() => Array.from(dead.values()).sort((a, b) => a.seq - b.seq)),
-    redrive: (id) =>
-      Effect.suspend(() => {
-        const seq = deadIds.get(id)
-        if (seq === undefined) return Effect.fail(new JournalNotFoundError({ id }))
-        const letter = dead.get(seq)!
-        dead.delete(seq)
-        deadIds.delete(id)
-        return Effect.succeed(insert(letter, 0))
-      })
+    redrive: (id) => Effect.map(takeDeadLetter(id), (letter) => insert(letter, 0)),
+    discard: takeDeadLetter
   })
 }
 
@@ -261,7 +269,7 @@ export class JournalError extends Data.TaggedError("JournalError")<{
 }
 
 /**
- * `redrive` was asked for an id that has no dead letter.
+ * `redrive` or `discard` was asked for an id that has no dead letter.
  *
  * @since 0.1.0
  * @category errors

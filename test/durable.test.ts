@@ -113,6 +113,24 @@ describe("durable", () => {
       assert.deepStrictEqual(log, [1])
     }))
 
+  it.scoped("discard deletes a dead letter for good: it never runs, and its id can be scheduled again", () =>
+    Effect.gen(function*() {
+      const journal = yield* makeMemory
+      const log: Array<number> = []
+      const sequent = yield* durable(journal, log, undefined, Schedule.recurs(0))
+      yield* Effect.exit(sequent.submit(new Fail({ reason: "rejected" }), { key: "a", id: "job-1" }))
+      const letter = yield* sequent.discard("job-1")
+      assert.strictEqual(letter.id, "job-1")
+      assert.include(letter.reason, "rejected")
+      assert.deepStrictEqual(yield* sequent.deadLetters, [])
+      const missing = yield* Effect.flip(sequent.redrive("job-1"))
+      assert.strictEqual(missing._tag, "JournalNotFoundError")
+      yield* sequent.schedule(new Write({ n: 7 }), { key: "a", id: "job-1" })
+      yield* sequent.flush
+      assert.deepStrictEqual(log, [7])
+      assert.deepStrictEqual(yield* journal.pending, [])
+    }))
+
   it.scoped("the same id scheduled twice is stored and run once", () =>
     Effect.gen(function*() {
       const journal = yield* makeMemory

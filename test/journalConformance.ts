@@ -186,6 +186,33 @@ export const journalConformance = (layer: Layer.Layer<Journal, unknown>): void =
       assert.deepStrictEqual(again, { seq: redriven.seq, inserted: false })
     }))
 
+  test("discard deletes a dead letter for good, answers with it, and frees its id", (journal) =>
+    Effect.gen(function*() {
+      const [a, b] = yield* journal.append([entry("a", "mail"), entry("b", "mail")])
+      yield* journal.attemptFailed(a.seq, 3)
+      yield* journal.deadLetter(a.seq, "boom", 10)
+      yield* journal.deadLetter(b.seq, "bang", 11)
+      const discarded = yield* journal.discard("a")
+      assert.deepStrictEqual(discarded, { ...entry("a", "mail"), seq: a.seq, attempts: 3, reason: "boom", failedAt: 10 })
+      assert.deepStrictEqual((yield* journal.deadLetters).map((letter) => letter.id), ["b"])
+      assert.deepStrictEqual(yield* journal.pending, [])
+      // the id is free again: appending it stores a new record
+      const [again] = yield* journal.append([entry("a", "mail")])
+      assert.isTrue(again.inserted)
+      assert.isAbove(again.seq, b.seq)
+    }))
+
+  test("discard of an id with no dead letter fails with JournalNotFoundError and changes nothing", (journal) =>
+    Effect.gen(function*() {
+      const [a] = yield* journal.append([entry("pending")])
+      const unknown = yield* Effect.flip(journal.discard("nope"))
+      assert.instanceOf(unknown, JournalNotFoundError)
+      assert.strictEqual(unknown.id, "nope")
+      const pending = yield* Effect.flip(journal.discard("pending"))
+      assert.instanceOf(pending, JournalNotFoundError)
+      assert.deepStrictEqual(yield* journal.pending, [{ ...entry("pending"), seq: a.seq, attempts: 0 }])
+    }))
+
   test("redrive of an id with no dead letter fails with JournalNotFoundError", (journal) =>
     Effect.gen(function*() {
       yield* journal.append([entry("pending")])

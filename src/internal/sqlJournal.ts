@@ -414,6 +414,15 @@ export const make = Effect.fnUntraced(function*(options: {
       }))).pipe(
         Effect.catchTag("SqlError", (cause) =>
           Effect.fail(new JournalError({ reason: `Failed to redrive journal record ${JSON.stringify(id)}`, cause })))
+      ),
+    discard: (id) =>
+      exclusive(runCompiled<DeadLetterRow>(sql`
+        DELETE FROM ${deadTable} WHERE id = ${id}
+        RETURNING seq, id, lane, tag, payload, scheduled_at, attempts, reason, failed_at`)).pipe(
+        Effect.mapError(sqlFailure(`Failed to discard journal record ${JSON.stringify(id)}`)),
+        Effect.flatMap((rows) =>
+          rows.length === 0 ? Effect.fail(new JournalNotFoundError({ id })) : Effect.succeed(toDeadLetter(rows[0]))
+        )
       )
   })
 })
