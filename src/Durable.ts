@@ -156,6 +156,18 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
     Effect.flatMap(DurableSequent, (sequent) => sequent.redrive(id))
 
   /** @since 0.1.0 */
+  static readonly pause = (key?: string): Effect.Effect<void, never, DurableSequent> =>
+    Effect.flatMap(DurableSequent, (sequent) => sequent.pause(key))
+
+  /**
+   * Lifts a pause or a halt; the end of a halt is written to the journal first.
+   *
+   * @since 0.1.0
+   */
+  static readonly resume = (key?: string): Effect.Effect<void, never, DurableSequent> =>
+    Effect.flatMap(DurableSequent, (sequent) => sequent.resume(key))
+
+  /** @since 0.1.0 */
   static readonly discard = (id: string): Effect.Effect<DeadLetter, JournalError | JournalNotFoundError, DurableSequent> =>
     Effect.flatMap(DurableSequent, (sequent) => sequent.discard(id))
 }
@@ -205,6 +217,7 @@ export const make = (
     const complete = yield* makeBatcher((batch: ReadonlyArray<number>) =>
       Effect.as(journal.complete(batch), batch.map(() => undefined))
     )
+    const haltOnGiveUp = options.onGiveUp === "halt"
     const hooks: JobHooks = {
       completed: (job) => persist("complete", complete(seqOf(job))),
       attemptFailed: (job) => persist("attempt", journal.attemptFailed(seqOf(job), job.attempts)),
@@ -213,7 +226,7 @@ export const make = (
           "dead letter",
           Effect.zipRight(
             journal.attemptFailed(seqOf(job), job.attempts),
-            journal.deadLetter(seqOf(job), Cause.pretty(cause), clock.unsafeCurrentTimeMillis())
+            journal.deadLetter(seqOf(job), Cause.pretty(cause), clock.unsafeCurrentTimeMillis(), haltOnGiveUp)
           )
         )
     }
@@ -250,6 +263,8 @@ export const make = (
           })
       })
 
+    // lanes halted by a give-up stay halted across a restart, until `resume`
+    for (const lane of yield* journal.haltedLanes) executor.halt(keyOf(lane))
     yield* Effect.forEach(yield* journal.pending, restore, { discard: true })
 
     interface Pending {
@@ -340,6 +355,9 @@ export const make = (
           Effect.flatMap(offer(task, options, deferred), (result) =>
             result.inserted ? Deferred.await(deferred) : Effect.void)),
       deadLetters: journal.deadLetters,
+      // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
+      resume: (key) =>
+        Effect.zipRight(persist("resume", journal.unhalt(key === undefined ? undefined : laneOf(key))), service.resume(key)),
       redrive: (id) => Effect.flatMap(journal.redrive(id), restore),
       discard: (id) => journal.discard(id)
     } satisfies DurableSequent.Service

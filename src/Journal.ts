@@ -95,7 +95,10 @@ export declare namespace Journal {
    * - `attemptFailed` records the number of failed attempts of a pending record.
    * - `complete` deletes pending records, in one transaction.
    * - `deadLetter` moves a pending record to the dead-letter table atomically,
-   *   keeping its `seq` and attempts.
+   *   keeping its `seq` and attempts; with `haltLane`, it records its lane as
+   *   halted in the same transaction.
+   * - `haltedLanes` lists the lanes recorded as halted; `unhalt` forgets one
+   *   lane's halt, or every lane's when given `undefined`.
    * - `pending` and `deadLetters` list the records in `seq` order.
    * - `redrive` moves a dead letter back to pending with a new `seq` (so it
    *   runs after everything already in its lane) and zero attempts; it fails
@@ -116,7 +119,14 @@ export declare namespace Journal {
     ) => Effect.Effect<ReadonlyArray<AppendResult>, JournalError>
     readonly attemptFailed: (seq: number, attempts: number) => Effect.Effect<void, JournalError>
     readonly complete: (seqs: ReadonlyArray<number>) => Effect.Effect<void, JournalError>
-    readonly deadLetter: (seq: number, reason: string, failedAt: number) => Effect.Effect<void, JournalError>
+    readonly deadLetter: (
+      seq: number,
+      reason: string,
+      failedAt: number,
+      haltLane?: boolean
+    ) => Effect.Effect<void, JournalError>
+    readonly haltedLanes: Effect.Effect<ReadonlyArray<string>, JournalError>
+    readonly unhalt: (lane: string | undefined) => Effect.Effect<void, JournalError>
     readonly pending: Effect.Effect<ReadonlyArray<JournalRecord>, JournalError>
     readonly deadLetters: Effect.Effect<ReadonlyArray<DeadLetter>, JournalError>
     readonly redrive: (id: string) => Effect.Effect<JournalRecord, JournalError | JournalNotFoundError>
@@ -182,6 +192,7 @@ const unsafeMakeMemory = (): Journal.Service => {
   const pendingIds = new Map<string, number>()
   const dead = new Map<number, DeadLetter>()
   const deadIds = new Map<string, number>()
+  const halted = new Set<string>()
 
   const insert = (entry: JournalEntry, attempts: number): JournalRecord => {
     const record: JournalRecord = {
@@ -232,7 +243,7 @@ const unsafeMakeMemory = (): Journal.Service => {
           pendingIds.delete(record.id)
         }
       }),
-    deadLetter: (seq, reason, failedAt) =>
+    deadLetter: (seq, reason, failedAt, haltLane) =>
       Effect.sync(() => {
         const record = pending.get(seq)
         if (record === undefined) return
@@ -240,6 +251,13 @@ const unsafeMakeMemory = (): Journal.Service => {
         pendingIds.delete(record.id)
         dead.set(seq, { ...record, reason, failedAt })
         deadIds.set(record.id, seq)
+        if (haltLane === true) halted.add(record.lane)
+      }),
+    haltedLanes: Effect.sync(() => Array.from(halted).sort()),
+    unhalt: (lane) =>
+      Effect.sync(() => {
+        if (lane === undefined) halted.clear()
+        else halted.delete(lane)
       }),
     pending: Effect.sync(() => Array.from(pending.values())),
     deadLetters: Effect.sync(() => Array.from(dead.values()).sort((a, b) => a.seq - b.seq)),

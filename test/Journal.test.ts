@@ -163,7 +163,7 @@ describe("sqlite", () => {
       )
       assert.deepStrictEqual(
         tables.map((t) => t.name).filter((name) => !name.startsWith("sqlite_")),
-        ["jobs_dead_letters", "jobs_migrations", "jobs_pending"]
+        ["jobs_dead_letters", "jobs_halted_lanes", "jobs_migrations", "jobs_pending"]
       )
     }))
 

@@ -5,6 +5,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -129,6 +130,39 @@ describe("durable", () => {
       yield* sequent.flush
       assert.deepStrictEqual(log, [7])
       assert.deepStrictEqual(yield* journal.pending, [])
+    }))
+
+  it.scoped("a lane halted by a give-up stays halted after a restart, until resume", () =>
+    Effect.gen(function*() {
+      const journal = yield* makeMemory
+      const first: Array<number> = []
+      const halting = (log: Array<number>) =>
+        Layer.build(
+          Durable.layer({ retry: Schedule.recurs(0), onGiveUp: "halt" }).pipe(
+            Layer.provide(handlers(log)),
+            Layer.provide(Layer.succeed(Journal, journal))
+          )
+        ).pipe(Effect.map((context) => context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service))
+      const scope1 = yield* Scope.make()
+      const before = yield* Scope.extend(halting(first), scope1)
+      yield* Effect.exit(before.submit(new Fail({ reason: "rejected" }), { key: "a" }))
+      yield* before.schedule(new Write({ n: 1 }), { key: "a" })
+      yield* before.schedule(new Write({ n: 2 }), { key: "b" })
+      yield* before.stop
+      yield* Scope.close(scope1, Exit.void)
+      assert.deepStrictEqual(first, [2], "lane a halted, lane b went on")
+
+      // a restart: lane a is still halted, its task waits
+      const second: Array<number> = []
+      const scope2 = yield* Scope.make()
+      const after = yield* Scope.extend(halting(second), scope2)
+      const status = yield* after.status
+      assert.deepStrictEqual(status.lanes.map((lane) => [lane.key, lane.state, lane.size]), [["a", "halted", 1]])
+      yield* after.resume("a")
+      yield* after.flush
+      assert.deepStrictEqual(second, [1])
+      yield* Scope.close(scope2, Exit.void)
+      assert.deepStrictEqual(yield* journal.haltedLanes, [], "resume is remembered too")
     }))
 
   it.scoped("the same id scheduled twice is stored and run once", () =>

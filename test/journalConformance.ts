@@ -186,6 +186,29 @@ export const journalConformance = (layer: Layer.Layer<Journal, unknown>): void =
       assert.deepStrictEqual(again, { seq: redriven.seq, inserted: false })
     }))
 
+  test("deadLetter with haltLane records the lane as halted in the same step; unhalt forgets one lane, or all", (journal) =>
+    Effect.gen(function*() {
+      const [a, b, c, d] = yield* journal.append([
+        { ...entry("a"), lane: "x" },
+        { ...entry("b"), lane: "y" },
+        { ...entry("c"), lane: "z" },
+        { ...entry("d"), lane: "w" }
+      ])
+      yield* journal.deadLetter(a.seq, "boom", 1, true)
+      yield* journal.deadLetter(b.seq, "boom", 2, true)
+      yield* journal.deadLetter(c.seq, "boom", 3, false)
+      yield* journal.deadLetter(999_999, "not pending", 4, true)
+      assert.deepStrictEqual(yield* journal.haltedLanes, ["x", "y"])
+      yield* journal.unhalt("x")
+      assert.deepStrictEqual(yield* journal.haltedLanes, ["y"])
+      yield* journal.unhalt("never-halted")
+      yield* journal.deadLetter(d.seq, "boom", 5, true)
+      assert.deepStrictEqual(yield* journal.haltedLanes, ["w", "y"])
+      yield* journal.unhalt(undefined)
+      assert.deepStrictEqual(yield* journal.haltedLanes, [])
+      assert.deepStrictEqual((yield* journal.deadLetters).map((letter) => letter.id), ["a", "b", "c", "d"])
+    }))
+
   test("discard deletes a dead letter for good, answers with it, and frees its id", (journal) =>
     Effect.gen(function*() {
       const [a, b] = yield* journal.append([entry("a", "mail"), entry("b", "mail")])

@@ -553,6 +553,11 @@ export class Executor {
   // pause and resume
   // ---------------------------------------------------------------------------
 
+  /** Halts the lane of `key` as a give-up with `onGiveUp: "halt"` would: for a halt restored from a journal. */
+  halt(key: string | undefined): void {
+    this.laneFor(key).halted = true
+  }
+
   pause(key: string | undefined): void {
     if (key === undefined) this.paused = true
     else this.laneFor(key).paused = true

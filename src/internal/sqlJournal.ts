@@ -30,6 +30,7 @@ export const defaultTablePrefix = "sequent_"
 export interface Tables {
   readonly pending: string
   readonly deadLetters: string
+  readonly halted: string
   readonly migrations: string
 }
 
@@ -37,6 +38,7 @@ export interface Tables {
 export const tables = (prefix: string): Tables => ({
   pending: `${prefix}pending`,
   deadLetters: `${prefix}dead_letters`,
+  halted: `${prefix}halted_lanes`,
   migrations: `${prefix}migrations`
 })
 
@@ -97,6 +99,13 @@ const createTables = (names: Tables) =>
     })
   })
 
+/** Lanes halted by a give-up (`onGiveUp: "halt"`), so that a restart keeps them halted. */
+const createHaltedLanes = (names: Tables) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE ${sql(names.halted)} (lane TEXT PRIMARY KEY)`
+  })
+
 const runMigrations = Migrator.make({})
 
 /**
@@ -108,7 +117,7 @@ const runMigrations = Migrator.make({})
 export const migrate = (prefix: string): Effect.Effect<void, JournalError, SqlClient.SqlClient> => {
   const names = tables(prefix)
   return runMigrations({
-    loader: Migrator.fromRecord({ "1_create_journal": createTables(names) }),
+    loader: Migrator.fromRecord({ "1_create_journal": createTables(names), "2_halted_lanes": createHaltedLanes(names) }),
     table: names.migrations
   }).pipe(
     Effect.asVoid,
@@ -233,6 +242,7 @@ export const make = Effect.fnUntraced(function*(options: {
   const names = tables(options.tablePrefix)
   const pendingTable = sql(names.pending)
   const deadTable = sql(names.deadLetters)
+  const haltedTable = sql(names.halted)
   const writePermit = yield* Effect.makeSemaphore(1)
   const exclusive = writePermit.withPermits(1)
 
@@ -369,7 +379,7 @@ export const make = Effect.fnUntraced(function*(options: {
           Effect.asVoid,
           Effect.mapError(sqlFailure(`Failed to complete ${seqs.length} journal records`))
         ),
-    deadLetter: (seq, reason, failedAt) =>
+    deadLetter: (seq, reason, failedAt, haltLane) =>
       exclusive(transaction(Effect.gen(function*() {
         const rows = yield* runCompiled<RecordRow>(sql`
           DELETE FROM ${pendingTable} WHERE seq = ${seq}
@@ -389,7 +399,21 @@ export const make = Effect.fnUntraced(function*(options: {
             failed_at: failedAt
           })
         }`)
+        if (haltLane === true) {
+          yield* runCompiled(sql`INSERT INTO ${haltedTable} (lane) VALUES (${record.lane}) ON CONFLICT (lane) DO NOTHING`)
+        }
       }))).pipe(Effect.mapError(sqlFailure(`Failed to dead-letter journal record ${seq}`))),
+    haltedLanes: reading(runCompiled<{ readonly lane: string }>(sql`SELECT lane FROM ${haltedTable} ORDER BY lane`)).pipe(
+      Effect.map((rows) => rows.map((row) => row.lane)),
+      Effect.mapError(sqlFailure("Failed to read the journal's halted lanes"))
+    ),
+    unhalt: (lane) =>
+      exclusive(runCompiled(
+        lane === undefined ? sql`DELETE FROM ${haltedTable}` : sql`DELETE FROM ${haltedTable} WHERE lane = ${lane}`
+      )).pipe(
+        Effect.asVoid,
+        Effect.mapError(sqlFailure(`Failed to resume ${lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`}`))
+      ),
     pending: reading(run<RecordRow>(...selectPending)).pipe(
       Effect.map((rows) => rows.map(toRecord)),
       Effect.mapError(sqlFailure("Failed to read the pending journal records"))
