@@ -55,7 +55,7 @@ const measure = () =>
     }
   })))
 
-const runs = await repeated({ repeat: String(intArg(args, "runs", 3)) }, measure)
+const runs = await repeated(intArg(args, "runs", 3), measure)
 const ms = (x: number) => x.toFixed(2)
 console.log(`### Fairness and backlog: a bystander fiber's wait between turns, and the backlog, while ${n.toLocaleString("en-US")} tasks are scheduled in a tight loop and flushed\n`)
 console.log("| run | burst ms | backlog peak (tasks) | bystander turns | gap p50 ms | gap p99 ms | gap max ms |")

@@ -85,5 +85,5 @@ main(async () => {
   const impl = await loadImpl(args["impl"] ?? "")
   const samples = intArg(args, "samples", 10_000)
   const warmup = intArg(args, "warmup", 1_000)
-  return repeated(args, () => measure(impl, samples, warmup))
+  return repeated(intArg(args, "repeat", 1), () => measure(impl, samples, warmup))
 })

@@ -35,7 +35,7 @@ main(async () => {
   const per = intArg(args, "per", 10_000)
   const warmup = intArg(args, "warmup", 50_000)
   if (warmup > 0) await pass(impl.make(), Math.min(producers, warmup), Math.max(1, Math.floor(warmup / producers)))
-  return repeated(args, async () => {
+  return repeated(intArg(args, "repeat", 1), async () => {
     settledHeap()
     const { ms, cpuMs } = await pass(impl.make(), producers, per)
     const n = producers * per

@@ -81,7 +81,7 @@ main(async () => {
   const k = intArg(args, "k", impl.kind === "effect" ? 20_000 : 300)
   const logs = parseLogMode(args["logs"])
   await pass(impl, Math.max(1, Math.floor(k / 10)), logs)
-  return repeated(args, async () => {
+  return repeated(intArg(args, "repeat", 1), async () => {
     settledHeap()
     const { ms, cpuMs } = await pass(impl, k, logs)
     return { impl: impl.name, logs, k, ms, cpuMs, usPerTask: (ms * 1000) / k, cpuUsPerTask: (cpuMs * 1000) / k }

@@ -52,13 +52,13 @@ export const emit = (result: unknown): void => {
 }
 
 /**
- * Runs `measure` `--repeat` times (default 1) in this process, one after the other, and collects
- * the results: for the scenarios that need no fresh process per run (everything but throughput
- * and memory), so that the suite does not pay a process start-up per run.
+ * Runs `measure` `times` times in this process, one after the other, and collects the results:
+ * for the scenarios that need no fresh process per run (everything but throughput and memory),
+ * so that the suite does not pay a process start-up per run.
  */
-export const repeated = async <A>(args: Record<string, string>, measure: () => Promise<A>): Promise<Array<A>> => {
+export const repeated = async <A>(times: number, measure: () => Promise<A>): Promise<Array<A>> => {
   const results: Array<A> = []
-  for (let i = intArg(args, "repeat", 1); i > 0; i--) results.push(await measure())
+  for (let i = times; i > 0; i--) results.push(await measure())
   return results
 }
 

@@ -237,9 +237,7 @@ export class Executor {
     const lane = this.laneFor(key)
     const id = ++this.ids
     const scheduledAt = this.sinceEpoch()
-    // the common task (the executor's policy, nobody waiting on it) is queued without a Job
-    if (policy === this.config.policy && deferred === undefined) lane.push(task, context, id, scheduledAt)
-    else lane.pushJob(new Job(task, context, policy, deferred, id, scheduledAt))
+    lane.push(task, context, policy, deferred, id, scheduledAt)
     this.accepted(lane, id, scheduledAt)
     return Effect.void
   }

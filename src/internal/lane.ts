@@ -150,49 +150,43 @@ export class Lane {
     return this.headJob = job
   }
 
-  /** Queues a task with the lane's policy and no waiter, without building its `Job`. */
+  /**
+   * Queues a task. One with the lane's policy and nobody waiting on it is
+   * stored as four slots; any other gets its `Job` now.
+   */
   push(
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
+    policy: Policy,
+    deferred: Deferred.Deferred<unknown, unknown> | undefined,
     id: number,
     scheduledAt: number
   ): void {
-    const slots = this.room()
-    const at = this.tail * STRIDE
+    if (policy !== this.policy || deferred !== undefined) {
+      return this.pushJob(new Job(task, context, policy, deferred, id, scheduledAt))
+    }
+    const at = this.reserve()
+    const slots = this.last.slots
     slots[at] = task
     slots[at + 1] = context
     slots[at + 2] = id
     slots[at + 3] = scheduledAt
-    this.tail++
-    this.count++
   }
 
-  /** Queues a task that has its own `Job`. */
+  /** Queues a task that already has its `Job` (restored from a journal, or waiting for room). */
   pushJob(job: Job): void {
-    const slots = this.room()
-    const at = this.tail * STRIDE
-    slots[at] = job
-    slots[at + 1] = job.context
-    slots[at + 2] = job.id
-    slots[at + 3] = job.scheduledAt
-    this.tail++
-    this.count++
+    const at = this.reserve()
+    this.last.slots[at] = job
   }
 
-  /** The slots of the block with room for one more task. */
-  private room(): Array<unknown> {
-    let block = this.last
-    if (this.tail === block.capacity) {
-      if (this.count === 0) {
-        // empty: start over at the top of the same block
-        this.head = this.tail = 0
-      } else {
-        block = block.next = new Block(Math.min(block.capacity * 2, MAX_BLOCK))
-        this.last = block
-        this.tail = 0
-      }
+  /** Takes the next free place, in a new block when the last one is full; returns its first slot. */
+  private reserve(): number {
+    if (this.tail === this.last.capacity) {
+      this.last = this.last.next = new Block(Math.min(this.last.capacity * 2, MAX_BLOCK))
+      this.tail = 0
     }
-    return block.slots
+    this.count++
+    return this.tail++ * STRIDE
   }
 
   /** Removes the head task, and with it the head's retry state. */
@@ -206,10 +200,9 @@ export class Lane {
     this.head++
     this.forgetHead()
     if (this.count === 0) {
-      // keep one block, and the smallest: a lane is mostly empty or short
-      if (this.first !== this.last || this.first.capacity > FIRST_BLOCK * 16) {
-        this.first = this.last = new Block(FIRST_BLOCK)
-      }
+      // empty, so `first` is `last`: start over at its top, or in a small block
+      // if a burst left a big one (a lane is mostly empty or short)
+      if (this.first.capacity > FIRST_BLOCK * 16) this.first = this.last = new Block(FIRST_BLOCK)
       this.head = this.tail = 0
     } else if (this.head === this.first.capacity) {
       this.first = this.first.next!
