@@ -12,32 +12,15 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
-import * as Random from "effect/Random"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { makeBatcher } from "./internal/batcher.js"
-import type { JobHooks } from "./internal/executor.js"
-import type { Job } from "./internal/lane.js"
-import {
-  type AppendResult,
-  type DeadLetter,
-  Journal,
-  type JournalEntry,
-  type JournalError,
-  type JournalNotFoundError,
-  type JournalRecord
-} from "./Journal.js"
-import { makeCore, type Sequent, type SequentOptions } from "./Sequent.js"
-import { type SequentClosedError, SequentInvalidTaskError, type SequentStoppedError } from "./SequentError.js"
-import { type AnyTaskKind, TaskHandlers, type TaskKinds, type TaskOf } from "./TaskKind.js"
+import * as internal from "./internal/durable.js"
+import { type DeadLetter, Journal, type JournalError, type JournalNotFoundError } from "./Journal.js"
+import type { Sequent, SequentOptions } from "./Sequent.js"
+import type { SequentClosedError, SequentInvalidTaskError, SequentStoppedError } from "./SequentError.js"
+import { TaskHandlers, type TaskKinds, type TaskOf } from "./TaskKind.js"
 
 /**
  * A durable task: an instance of a registered task kind.
@@ -172,29 +155,6 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
     Effect.flatMap(DurableSequent, (sequent) => sequent.discard(id))
 }
 
-/** The first and the longest delay between two tries of a journal write the worker waits on. */
-const firstRetryDelay = 10
-const longestRetryDelay = 1_000
-
-/**
- * Runs a journal write until it succeeds (or `stop` interrupts it), logging
- * each failure: 10 ms after the first failure, then twice as long each time,
- * at most a second apart. A write that succeeds (nearly every one, on the
- * path of every task) costs one `catchAll`: a schedule driven by
- * `Effect.retry` would be built, and a service provided, for every write.
- */
-const persist = <A>(what: string, write: Effect.Effect<A, JournalError>): Effect.Effect<A> => {
-  const retry = (error: JournalError, delay: number): Effect.Effect<A> =>
-    Effect.logWarning(`Sequent: journal ${what} failed, retrying`, error).pipe(
-      Effect.zipRight(Effect.sleep(Duration.millis(delay))),
-      Effect.zipRight(Effect.catchAll(write, (next) => retry(next, Math.min(2 * delay, longestRetryDelay))))
-    )
-  return Effect.catchAll(write, (error) => retry(error, firstRetryDelay))
-}
-
-const laneOf = (key: string | undefined): string => key ?? ""
-const keyOf = (lane: string): string | undefined => lane === "" ? undefined : lane
-
 /**
  * Builds a durable executor on the `Journal` and the `TaskHandlers` in
  * context. Pending tasks are loaded first and run before new ones, per lane in
@@ -207,161 +167,10 @@ const keyOf = (lane: string): string | undefined => lane === "" ? undefined : la
 export const make = (
   options: SequentOptions = {}
 ): Effect.Effect<DurableSequent.Service, JournalError, Journal | TaskHandlers | Scope.Scope> =>
-  Effect.gen(function*() {
-    const journal = yield* Journal
-    const handlers = yield* TaskHandlers
-    const clock = yield* Effect.clock
-    const seqs = new WeakMap<Job, number>()
-    const seqOf = (job: Job) => seqs.get(job)!
-
-    const complete = yield* makeBatcher((batch: ReadonlyArray<number>) =>
-      Effect.as(journal.complete(batch), batch.map(() => undefined))
-    )
-    const haltOnGiveUp = options.onGiveUp === "halt"
-    const hooks: JobHooks = {
-      completed: (job) => persist("complete", complete(seqOf(job))),
-      attemptFailed: (job) => persist("attempt", journal.attemptFailed(seqOf(job), job.attempts)),
-      gaveUp: (job, cause) =>
-        persist(
-          "dead letter",
-          Effect.zipRight(
-            journal.attemptFailed(seqOf(job), job.attempts),
-            journal.deadLetter(seqOf(job), Cause.pretty(cause), clock.unsafeCurrentTimeMillis(), haltOnGiveUp)
-          )
-        )
-    }
-    const { executor, service } = yield* makeCore(options, hooks)
-
-    const decode = (record: JournalRecord) => {
-      const kind = handlers.kinds.get(record.tag)
-      if (kind === undefined) return Effect.fail(`no task kind ${record.tag} is registered`)
-      return Effect.try({ try: () => JSON.parse(record.payload) as unknown, catch: (error) => `${error}` }).pipe(
-        Effect.flatMap((json) =>
-          Schema.decodeUnknown(kind)(json).pipe(
-            Effect.mapError((error) => `the payload no longer decodes as ${record.tag}: ${error.message}`)
-          )
-        )
-      )
-    }
-
-    const jobFor = (task: DurableTask, deferred: Deferred.Deferred<unknown, unknown> | undefined): Job =>
-      executor.job(handlers.handle(task), handlers.context, executor.config.policy, deferred)
-
-    const restore = (record: JournalRecord) =>
-      Effect.matchEffect(decode(record), {
-        onFailure: (reason) =>
-          Effect.zipRight(
-            Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
-            journal.deadLetter(record.seq, reason, clock.unsafeCurrentTimeMillis())
-          ),
-        onSuccess: (task) =>
-          Effect.sync(() => {
-            const job = jobFor(task as DurableTask, undefined)
-            job.attempts = record.attempts
-            seqs.set(job, record.seq)
-            executor.admit(keyOf(record.lane), job)
-          })
-      })
-
-    // lanes halted by a give-up stay halted across a restart, until `resume`
-    for (const lane of yield* journal.haltedLanes) executor.halt(keyOf(lane))
-    yield* Effect.forEach(yield* journal.pending, restore, { discard: true })
-
-    interface Pending {
-      readonly entry: JournalEntry
-      readonly job: Job
-    }
-    const append = yield* makeBatcher((batch: ReadonlyArray<Pending>) =>
-      Effect.map(journal.append(batch.map((pending) => pending.entry)), (results) => {
-        results.forEach((result, index) => {
-          if (!result.inserted) return
-          const { entry, job } = batch[index]!
-          seqs.set(job, result.seq)
-          executor.admit(keyOf(entry.lane), job)
-        })
-        return results
-      })
-    )
-
-    const prefix = (yield* Random.nextInt).toString(36) + (yield* Random.nextInt).toString(36)
-    let counter = 0
-
-    /**
-     * A synchronous encoder per kind, built on first use: `Schema.encode`
-     * would look the parser up and build an effect for every task. When it
-     * cannot answer (the task does not encode, or its schema encodes
-     * asynchronously), `encodeEffect` does the work, and gives the error.
-     */
-    const encoders = new Map<AnyTaskKind, (task: DurableTask) => Either.Either<unknown, unknown>>()
-    const encoderOf = (kind: AnyTaskKind) => {
-      let encoder = encoders.get(kind)
-      if (encoder === undefined) {
-        encoder = ParseResult.encodeUnknownEither(kind)
-        encoders.set(kind, encoder)
-      }
-      return encoder
-    }
-
-    const encodeEffect = (kind: AnyTaskKind, task: DurableTask) =>
-      Schema.encode(kind)(task).pipe(
-        Effect.map((encoded) => JSON.stringify(encoded)),
-        Effect.mapError((error) => new SequentInvalidTaskError({ tag: task._tag, reason: error.message }))
-      )
-
-    const offer = (
-      task: DurableTask,
-      options: DurableTaskOptions | undefined,
-      deferred: Deferred.Deferred<unknown, unknown> | undefined
-    ): Effect.Effect<AppendResult, DurableScheduleError> =>
-      Effect.suspend((): Effect.Effect<AppendResult, DurableScheduleError> => {
-        const closed = executor.closed
-        if (closed !== undefined) return Effect.fail(closed)
-        const kind: AnyTaskKind | undefined = typeof task === "object" && task !== null
-          ? handlers.kinds.get(task._tag)
-          : undefined
-        if (kind === undefined) {
-          return Effect.fail(
-            new SequentInvalidTaskError({ tag: String(task?._tag), reason: "it is not a registered task kind" })
-          )
-        }
-        const encoded = encoderOf(kind)(task)
-        return Either.isRight(encoded)
-          ? store(task, options, deferred, JSON.stringify(encoded.right))
-          : Effect.flatMap(encodeEffect(kind, task), (payload) => store(task, options, deferred, payload))
-      })
-
-    /** Offers the encoded task to the journal; it is admitted once its transaction commits. */
-    const store = (
-      task: DurableTask,
-      options: DurableTaskOptions | undefined,
-      deferred: Deferred.Deferred<unknown, unknown> | undefined,
-      payload: string
-    ): Effect.Effect<AppendResult, JournalError> => {
-      const entry: JournalEntry = {
-        id: options?.id ?? `auto:${prefix}:${++counter}`,
-        lane: laneOf(options?.key),
-        tag: task._tag,
-        payload,
-        scheduledAt: clock.unsafeCurrentTimeMillis()
-      }
-      return append({ entry, job: jobFor(task, deferred) })
-    }
-
-    return {
-      ...service,
-      schedule: (task, options) => Effect.asVoid(offer(task, options, undefined)),
-      submit: (task, options) =>
-        Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
-          Effect.flatMap(offer(task, options, deferred), (result) =>
-            result.inserted ? Deferred.await(deferred) : Effect.void)),
-      deadLetters: journal.deadLetters,
-      // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
-      resume: (key) =>
-        Effect.zipRight(persist("resume", journal.unhalt(key === undefined ? undefined : laneOf(key))), service.resume(key)),
-      redrive: (id) => Effect.flatMap(journal.redrive(id), restore),
-      discard: (id) => journal.discard(id)
-    } satisfies DurableSequent.Service
-  })
+  Effect.flatMap(
+    Effect.all([Journal, TaskHandlers]),
+    ([journal, handlers]) => internal.make(options, journal, handlers)
+  )
 
 /**
  * A layer of the durable executor, on the `Journal` and `TaskHandlers` layers

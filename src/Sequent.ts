@@ -6,30 +6,24 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as FiberRef from "effect/FiberRef"
-import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
+import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type * as Tracer from "effect/Tracer"
-import { Executor, type GiveUp, type JobHooks } from "./internal/executor.js"
-import type { Policy } from "./internal/lane.js"
-import { noMetrics, Observer } from "./internal/observer.js"
-import { metrics, type SequentEvent, type SequentMetrics, type SequentStatus } from "./Observability.js"
-import {
-  type SequentClosedError,
-  type SequentFalseError,
-  type SequentFullError,
+import type { GiveUp } from "./internal/executor.js"
+import * as options from "./internal/options.js"
+import * as internal from "./internal/sequent.js"
+import type { SequentEvent, SequentMetrics, SequentStatus } from "./Observability.js"
+import type {
+  SequentClosedError,
+  SequentFalseError,
+  SequentFullError,
   SequentOptionError,
-  type SequentStoppedError,
-  type SequentTimeoutError
+  SequentStoppedError,
+  SequentTimeoutError
 } from "./SequentError.js"
 
 /**
@@ -40,10 +34,7 @@ import {
  * @since 0.1.0
  * @category retry
  */
-export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("10 millis", 2).pipe(
-  Schedule.jittered,
-  Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.seconds(30)))
-)
+export const defaultRetry: Schedule.Schedule<unknown, unknown> = options.defaultRetry
 
 /**
  * How a task that gave up (its retry schedule ran out, or it failed with an
@@ -205,43 +196,6 @@ export declare namespace Sequent {
   }
 }
 
-const invalid = (option: string, reason: string) => Either.left(new SequentOptionError({ option, reason }))
-
-const decodeConcurrency = (concurrency: SequentOptions["concurrency"]): Either.Either<number, SequentOptionError> => {
-  if (concurrency === undefined) return Either.right(1)
-  if (concurrency === "unbounded") return Either.right(Infinity)
-  return Number.isInteger(concurrency) && concurrency >= 1
-    ? Either.right(concurrency)
-    : invalid("concurrency", `expected a whole number >= 1 or "unbounded", got ${concurrency}`)
-}
-
-const decodeCapacity = (capacity: SequentOptions["capacity"]): Either.Either<number, SequentOptionError> => {
-  if (capacity === undefined) return Either.right(Infinity)
-  return Number.isInteger(capacity) && capacity >= 1
-    ? Either.right(capacity)
-    : invalid("capacity", `expected a whole number >= 1, got ${capacity}`)
-}
-
-const decodeEventBuffer = (eventBuffer: SequentOptions["eventBuffer"]): Either.Either<number, SequentOptionError> => {
-  if (eventBuffer === undefined) return Either.right(4096)
-  return Number.isInteger(eventBuffer) && eventBuffer >= 1
-    ? Either.right(eventBuffer)
-    : invalid("eventBuffer", `expected a whole number >= 1, got ${eventBuffer}`)
-}
-
-/** Effect's built-in tracer, to tell whether another one is installed. */
-const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
-
-const decodeTimeout = (
-  timeout: Duration.DurationInput | undefined
-): Either.Either<Duration.Duration | undefined, SequentOptionError> => {
-  if (timeout === undefined) return Either.right(undefined)
-  const duration = Duration.decodeUnknown(timeout)
-  return Option.isSome(duration) && Duration.greaterThan(duration.value, Duration.zero)
-    ? Either.right(duration.value)
-    : invalid("timeout", `expected a positive duration, got ${String(timeout)}`)
-}
-
 /**
  * Builds an executor whose worker runs until the scope closes. Closing the scope
  * flushes for at most `closeGracePeriod`, then stops, logging a warning with the
@@ -253,109 +207,7 @@ const decodeTimeout = (
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
-  Effect.map(makeCore(options, undefined), (core) => core.service)
-
-/**
- * The executor and its service, with the journal's hooks when durable.
- *
- * @internal
- */
-export const makeCore = (
-  options: SequentOptions,
-  hooks: JobHooks | undefined
-): Effect.Effect<{ readonly service: Sequent.Service; readonly executor: Executor }, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const concurrency = yield* Effect.orDie(decodeConcurrency(options.concurrency))
-    const capacity = yield* Effect.orDie(decodeCapacity(options.capacity))
-    const eventBuffer = yield* Effect.orDie(decodeEventBuffer(options.eventBuffer))
-    const name = options.name ?? "default"
-    const config = {
-      name,
-      policy: { retry: options.retry ?? defaultRetry, timeout: undefined, isRetryable: undefined } satisfies Policy,
-      concurrency,
-      capacity,
-      onFull: options.onFull ?? "wait",
-      onGiveUp: options.onGiveUp ?? "continue",
-      hooks,
-      deadLetter: options.deadLetter,
-      grace: Duration.decode(options.closeGracePeriod ?? Duration.seconds(30))
-    } as const
-    const fibers = yield* FiberSet.make<void, never>()
-    const run = yield* FiberSet.runtime(fibers)<never>()
-    const clock = yield* Effect.clock
-    const tracer = yield* Effect.tracer
-    const spans = options.spans ?? "auto"
-    const traced = spans === "auto" ? tracer !== builtInTracer : spans
-    const executorMetrics = metrics(name)
-    const observer = new Observer(options.metrics === false ? noMetrics : executorMetrics, options.laneMetrics ?? false, eventBuffer, clock, traced ? tracer : undefined)
-    const executor = new Executor(
-      config,
-      observer,
-      run,
-      clock,
-      Effect.asVoid(FiberSet.clear(fibers)),
-      yield* Effect.fiberId
-    )
-    const subscribe = observer.subscribe
-
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        // finalizers run uninterruptibly: the flush must be made interruptible for the timeout to end it
-        yield* Effect.timeoutOption(Effect.interruptible(executor.flush), config.grace)
-        const dropped = yield* executor.stop
-        if (dropped > 0) {
-          yield* Effect.logWarning(
-            `Sequent: closed after a ${Duration.format(config.grace)} grace period with ${dropped} task(s) dropped`
-          )
-        }
-      })
-    )
-
-    const policyFor = (task: TaskOptions<any> | undefined): Either.Either<Policy, SequentOptionError> => {
-      if (task === undefined || (task.retry === undefined && task.timeout === undefined && task.isRetryable === undefined)) {
-        return Either.right(config.policy)
-      }
-      return Either.map(decodeTimeout(task.timeout), (timeout) => ({
-        retry: task.retry ?? config.policy.retry,
-        timeout,
-        isRetryable: task.isRetryable
-      }))
-    }
-
-    const offer = (
-      task: Effect.Effect<unknown, unknown, unknown>,
-      options: TaskOptions<any> | undefined,
-      deferred: Deferred.Deferred<unknown, unknown> | undefined
-    ): Effect.Effect<void, ScheduleError<{ timeout: 1 }>> =>
-      Effect.withFiberRuntime((fiber) => {
-        const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<unknown>
-        if (options === undefined) return executor.offer(undefined, task, context, config.policy, deferred)
-        const policy = policyFor(options)
-        return Either.isLeft(policy)
-          ? Effect.fail(policy.left)
-          : executor.offer(options.key, task, context, policy.right, deferred)
-      })
-
-    const service: Sequent.Service = {
-      schedule: (task, options) => offer(task, options, undefined) as any,
-      submit: (task, options) =>
-        Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
-          Effect.zipRight(offer(task, options, deferred), Deferred.await(deferred))) as any,
-      flush: executor.flush,
-      stop: Effect.asVoid(executor.stop),
-      size: Effect.sync(() => executor.size),
-      sizeOf: (key) => Effect.sync(() => executor.sizeOf(key)),
-      pause: (key) => Effect.sync(() => executor.pause(key)),
-      resume: (key) => Effect.sync(() => executor.resume(key)),
-      laneCount: Effect.sync(() => executor.laneCount),
-      status: Effect.sync(() => executor.status()),
-      events: Stream.unwrapScoped(Effect.map(subscribe, Stream.fromQueue)),
-      subscribe,
-      metrics: executorMetrics
-    }
-    return { service, executor }
-  })
+export const make: (options?: SequentOptions) => Effect.Effect<Sequent.Service, never, Scope.Scope> = internal.make
 
 /**
  * The executor service. Use the static accessors inside `Effect.gen`:

@@ -3,9 +3,12 @@
  * retry driver. Plain mutable state, touched only from inside effects; JavaScript
  * runs one effect step at a time, so every synchronous block below is atomic.
  *
- * Data flows one way: `offer` puts a job on its lane; a worker takes a ready
- * lane, runs the head job's attempt, and settles the job (its waiter, the
- * observer) before it looks for the next lane.
+ * Data flows one way: `offer` counts the task and hands it to the store, which
+ * keeps it (or not) and puts it on its lane through the executor's `Intake`; a
+ * worker takes a ready lane, runs the head job's attempt, has the store write
+ * the outcome, and finishes the job (its waiter, the count, the observer)
+ * before it looks for the next lane. The executor calls the store; nothing
+ * calls back up.
  *
  * @internal
  */
@@ -20,8 +23,6 @@ import type * as Fiber from "effect/Fiber"
 import type * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
-import * as ScheduleDecision from "effect/ScheduleDecision"
-import * as Intervals from "effect/ScheduleIntervals"
 import * as Tracer from "effect/Tracer"
 import type { LaneStatus, SequentStatus } from "../Observability.js"
 import {
@@ -31,8 +32,11 @@ import {
   SequentStoppedError,
   SequentTimeoutError
 } from "../SequentError.js"
-import { BACKOFF, IDLE, Job, Lane, NO_RETRY_STATE, type Policy, READY, RUNNING, WAITING } from "./lane.js"
-import type { Observer } from "./observer.js"
+import { BACKOFF, IDLE, Job, Lane, type Policy, READY, RUNNING, WAITING } from "./lane.js"
+import type { End, Observer } from "./observer.js"
+import type { Config } from "./options.js"
+import { decide, type Decision } from "./retry.js"
+import { type Intake, nothing, type Offered, type Store } from "./store.js"
 
 /** @internal */
 export interface GiveUp {
@@ -41,44 +45,31 @@ export interface GiveUp {
   readonly cause: Cause.Cause<unknown>
 }
 
-/**
- * What a durable executor does at each step of a job, before the step takes
- * effect: each returns once the journal has it.
- *
- * @internal
- */
-export interface JobHooks {
-  readonly completed: (job: Job) => Effect.Effect<void>
-  readonly attemptFailed: (job: Job) => Effect.Effect<void>
-  readonly gaveUp: (job: Job, cause: Cause.Cause<unknown>) => Effect.Effect<void>
-}
-
-/** @internal */
-export interface ExecutorConfig {
-  readonly hooks: JobHooks | undefined
-  readonly name: string
-  readonly policy: Policy
-  readonly concurrency: number
-  readonly capacity: number
-  readonly onFull: "wait" | "fail"
-  readonly onGiveUp: "continue" | "halt"
-  readonly deadLetter: ((giveUp: GiveUp) => Effect.Effect<void>) | undefined
-}
-
-type Run = (
+/** Forks a fiber in the executor's scope. */
+export type Run = (
   effect: Effect.Effect<void>,
   options?: { readonly immediate?: boolean }
 ) => Fiber.RuntimeFiber<void, never>
 
-interface RoomWaiter {
-  readonly key: string | undefined
-  readonly job: Job
-  readonly resume: (effect: Effect.Effect<void, SequentClosedError>) => void
+/** A `schedule` waiting for room, with what it offered. */
+interface RoomWaiter<Entry, E> {
+  readonly offer: (executor: Executor<Entry, E>) => Effect.Effect<void, E>
+  readonly resume: (effect: Effect.Effect<void, SequentClosedError | E>) => void
 }
 
+/**
+ * The executor's phase. Open, it accepts tasks; flushing, it accepts none and
+ * runs what it has; stopped, it holds no lanes, so a task that arrives late
+ * (from a store write still in flight) can only fail.
+ */
 const OPEN = 0
 const FLUSHING = 1
 const STOPPED = 2
+
+/** How a task ended, for the observer. */
+const SUCCEEDED: End = "succeeded"
+const GAVE_UP: End = "gaveUp"
+const DROPPED: End = "dropped"
 
 /** The cause a `false` result stands for. */
 const falseCause = Cause.fail(new SequentFalseError())
@@ -117,9 +108,14 @@ const YIELD_EVERY = 31
  * A worker fiber's state. Its effects and handlers are built once; an attempt
  * costs one effect of the executor's own.
  */
-class Worker {
-  lane: Lane = undefined as any
-  job: Job = undefined as any
+class Worker<Entry, E> {
+  lane: Lane = undefined as unknown as Lane
+  job: Job = undefined as unknown as Job
+  /** The outcome of the current job, kept while the store writes it. */
+  value: unknown = undefined
+  cause: Cause.Cause<unknown> = Cause.empty
+  /** How long the current job waits before its next attempt, once it has failed. */
+  delay = 0
   /** The caller context the worker's context was last taken from. */
   private adoptedFrom: Context.Context<unknown> | undefined = undefined
   private readonly outcome: {
@@ -129,7 +125,7 @@ class Worker {
   readonly loop: Effect.Effect<void>
   readonly park: Effect.Effect<void>
 
-  constructor(private readonly executor: Executor) {
+  constructor(private readonly executor: Executor<Entry, E>) {
     this.outcome = {
       onSuccess: (value) => value === false ? executor.failed(this, falseCause) : executor.succeeded(this, value),
       onFailure: (cause) => executor.failed(this, cause)
@@ -164,7 +160,7 @@ class Worker {
 }
 
 /** @internal */
-export class Executor {
+export class Executor<Entry, E> implements Intake {
   private phase = OPEN
   private count = 0
   private ids = 0
@@ -178,14 +174,17 @@ export class Executor {
   private readonly parked: Array<(effect: Effect.Effect<void>) => void> = []
   private readonly parkLimit: number
   private paused = false
-  private readonly roomWaiters: Array<RoomWaiter> = []
+  private readonly roomWaiters: Array<RoomWaiter<Entry, E>> = []
   /** The worker fibers alive: a task runs on one of them. */
   private readonly workerFibers = new Set<Fiber.RuntimeFiber<void, never>>()
   private readonly drained: Deferred.Deferred<void>
   private readonly stopped: Deferred.Deferred<number>
+  /** The store's `accept`, bound to this executor. */
+  private readonly accept: Offered<Entry, Effect.Effect<void, E>>
 
   constructor(
-    readonly config: ExecutorConfig,
+    readonly config: Config,
+    private readonly store: Store<Entry, E>,
     readonly observer: Observer,
     private readonly run: Run,
     private readonly clock: Clock.Clock,
@@ -196,13 +195,57 @@ export class Executor {
     this.parkLimit = Math.min(config.concurrency, MAX_PARKED)
     this.drained = Deferred.unsafeMake(fiberId)
     this.stopped = Deferred.unsafeMake(fiberId)
+    this.accept = store.accept(this)
   }
 
   // ---------------------------------------------------------------------------
   // intake
   // ---------------------------------------------------------------------------
 
-  /** Builds a job for `task`, run later with `context`, scheduled now. */
+  /** Now, as a job's schedule time: a small whole number, stored inline. */
+  private sinceEpoch(): number {
+    return this.clock.unsafeCurrentTimeMillis() - this.observer.epoch
+  }
+
+  /** Counts `task` as accepted and hands it to the store, or fails when closed or full. */
+  offer(
+    key: string | undefined,
+    task: Effect.Effect<unknown, unknown, unknown>,
+    context: Context.Context<unknown>,
+    policy: Policy,
+    deferred: Deferred.Deferred<unknown, unknown> | undefined,
+    entry: Entry
+  ): Effect.Effect<void, SequentClosedError | SequentFullError | E> {
+    if (this.phase !== OPEN) return Effect.fail(this.closedError())
+    if (this.count >= this.config.capacity || this.roomWaiters.length > 0) {
+      return this.config.onFull === "fail"
+        ? Effect.fail(new SequentFullError({ capacity: this.config.capacity }))
+        : this.waitForRoom((executor) => executor.accept(key, task, context, policy, deferred, entry))
+    }
+    if (this.count > YIELD_ABOVE && (++this.offers & YIELD_EVERY) === 0) {
+      return Effect.zipRight(
+        Effect.yieldNow(),
+        Effect.suspend(() => this.offer(key, task, context, policy, deferred, entry))
+      )
+    }
+    this.count++
+    return this.accept(key, task, context, policy, deferred, entry)
+  }
+
+  push(
+    key: string | undefined,
+    task: Effect.Effect<unknown, unknown, unknown>,
+    context: Context.Context<unknown>,
+    policy: Policy,
+    deferred: Deferred.Deferred<unknown, unknown> | undefined
+  ): void {
+    const lane = this.laneFor(key)
+    const id = ++this.ids
+    const scheduledAt = this.sinceEpoch()
+    lane.push(task, context, policy, deferred, id, scheduledAt)
+    this.queued(lane, id, scheduledAt)
+  }
+
   job(
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
@@ -212,57 +255,42 @@ export class Executor {
     return new Job(task, context, policy, deferred, ++this.ids, this.sinceEpoch())
   }
 
-  /** Now, as a job's schedule time: a small whole number, stored inline. */
-  private sinceEpoch(): number {
-    return this.clock.unsafeCurrentTimeMillis() - this.observer.epoch
-  }
-
-  /** Accepts `task` for the lane of `key`, or fails when closed or full. */
-  offer(
-    key: string | undefined,
-    task: Effect.Effect<unknown, unknown, unknown>,
-    context: Context.Context<unknown>,
-    policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined
-  ): Effect.Effect<void, SequentClosedError | SequentFullError> {
-    if (this.phase !== OPEN) return Effect.fail(this.closedError())
-    if (this.count >= this.config.capacity || this.roomWaiters.length > 0) {
-      return this.config.onFull === "fail"
-        ? Effect.fail(new SequentFullError({ capacity: this.config.capacity }))
-        : this.waitForRoom(key, this.job(task, context, policy, deferred))
-    }
-    if (this.count > YIELD_ABOVE && (++this.offers & YIELD_EVERY) === 0) {
-      return Effect.zipRight(Effect.yieldNow(), Effect.suspend(() => this.offer(key, task, context, policy, deferred)))
-    }
-    const lane = this.laneFor(key)
-    const id = ++this.ids
-    const scheduledAt = this.sinceEpoch()
-    lane.push(task, context, policy, deferred, id, scheduledAt)
-    this.accepted(lane, id, scheduledAt)
-    return Effect.void
-  }
-
-  /**
-   * Takes a job that is already durably written, whatever the capacity: it is
-   * accepted. A stopped executor leaves it to the journal, for the next start.
-   */
   admit(key: string | undefined, job: Job): void {
-    if (this.phase !== STOPPED) this.enqueue(key, job)
+    if (this.phase === STOPPED) {
+      this.count--
+      if (job.deferred !== undefined) {
+        Deferred.unsafeDone(job.deferred, Exit.fail(new SequentStoppedError({ attempts: job.attempts })))
+      }
+      return
+    }
+    this.enqueue(key, job)
   }
 
-  /** The error `schedule` fails with once intake is closed; undefined while the executor is open. */
-  get closed(): SequentClosedError | undefined {
-    return this.phase === OPEN ? undefined : this.closedError()
+  release(job: Job, exit: Exit.Exit<unknown, unknown>): void {
+    if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, exit)
+    this.finished()
+  }
+
+  restore(key: string | undefined, job: Job): void {
+    if (this.phase === STOPPED) return
+    this.count++
+    this.enqueue(key, job)
+  }
+
+  halt(key: string | undefined): void {
+    this.laneFor(key).halted = true
   }
 
   private closedError(): SequentClosedError {
     return new SequentClosedError({ state: this.phase === FLUSHING ? "flushing" : "stopped" })
   }
 
-  /** Waits in line for room; the job is enqueued by whoever frees the room, so arrival order is kept. */
-  private waitForRoom(key: string | undefined, job: Job): Effect.Effect<void, SequentClosedError> {
-    return Effect.async<void, SequentClosedError>((resume) => {
-      const waiter: RoomWaiter = { key, job, resume }
+  /** Waits in line for room; whoever frees the room counts and offers the task, so arrival order is kept. */
+  private waitForRoom(
+    offer: (executor: Executor<Entry, E>) => Effect.Effect<void, E>
+  ): Effect.Effect<void, SequentClosedError | E> {
+    return Effect.async<void, SequentClosedError | E>((resume) => {
+      const waiter: RoomWaiter<Entry, E> = { offer, resume }
       this.roomWaiters.push(waiter)
       return Effect.sync(() => {
         const index = this.roomWaiters.indexOf(waiter)
@@ -274,8 +302,8 @@ export class Executor {
   private admitWaiters(): void {
     while (this.roomWaiters.length > 0 && this.count < this.config.capacity) {
       const waiter = this.roomWaiters.shift()!
-      this.enqueue(waiter.key, waiter.job)
-      waiter.resume(Effect.void)
+      this.count++
+      waiter.resume(waiter.offer(this))
     }
   }
 
@@ -288,19 +316,17 @@ export class Executor {
   private enqueue(key: string | undefined, job: Job): void {
     const lane = this.laneFor(key)
     lane.pushJob(job)
-    this.accepted(lane, job.id, job.scheduledAt)
+    this.queued(lane, job.id, job.scheduledAt)
   }
 
-  /** Counts a task just queued on `lane`, and gets the lane a worker if it needs one. */
-  private accepted(lane: Lane, id: number, scheduledAt: number): void {
-    this.count++
+  /** Reports a counted task just queued on `lane`, and gets the lane a worker if it needs one. */
+  private queued(lane: Lane, id: number, scheduledAt: number): void {
     this.observer.scheduled(id, scheduledAt, lane, this.count)
     if (lane.state === IDLE) {
       if (lane.blocked) lane.state = WAITING
       else this.makeReady(lane)
     }
   }
-
   private laneFor(key: string | undefined): Lane {
     if (key === undefined) return this.defaultLane
     let lane = this.lanes.get(key)
@@ -352,7 +378,7 @@ export class Executor {
     else if (this.workers < this.config.concurrency) {
       this.workers++
       // not started in the caller's stack: `schedule` returns before any task runs
-      const fiber = this.run(Effect.withMaxOpsBeforeYield(new Worker(this).loop, WORKER_TURN), { immediate: false })
+      const fiber = this.run(Effect.withMaxOpsBeforeYield(new Worker<Entry, E>(this).loop, WORKER_TURN), { immediate: false })
       this.workerFibers.add(fiber)
       fiber.addObserver(() => this.workerFibers.delete(fiber))
     }
@@ -376,7 +402,7 @@ export class Executor {
   }
 
   /** A worker with no lane: takes a ready one, or parks (or ends, when enough are parked). */
-  idle(worker: Worker): Effect.Effect<void> {
+  idle(worker: Worker<Entry, E>): Effect.Effect<void> {
     const lane = this.takeReady()
     if (lane !== undefined) return this.start(worker, lane)
     if (this.phase === STOPPED || this.parked.length >= this.parkLimit) {
@@ -401,7 +427,7 @@ export class Executor {
    * worker that has just read the clock to settle the previous task: the
    * same instant, one clock read fewer per task.
    */
-  private start(worker: Worker, lane: Lane, now = this.clock.unsafeCurrentTimeMillis()): Effect.Effect<void> {
+  private start(worker: Worker<Entry, E>, lane: Lane, now = this.clock.unsafeCurrentTimeMillis()): Effect.Effect<void> {
     if (this.phase === STOPPED) return Effect.void
     const job = lane.peek()
     job.attempts++
@@ -421,25 +447,41 @@ export class Executor {
     })
   }
 
-  succeeded(worker: Worker, value: unknown): Effect.Effect<void> {
-    const hooks = this.config.hooks
-    return hooks === undefined
-      ? this.settle(worker, value)
-      : Effect.zipRight(hooks.completed(worker.job), Effect.suspend(() => this.settle(worker, value)))
+  /** Goes on with `next` once the store's `write` is done: at once when it has nothing to write. */
+  private afterWrite(
+    write: Effect.Effect<void>,
+    worker: Worker<Entry, E>,
+    next: (worker: Worker<Entry, E>) => Effect.Effect<void>
+  ): Effect.Effect<void> {
+    return write === nothing ? next(worker) : Effect.zipRight(write, Effect.suspend(() => next(worker)))
   }
 
-  private settle(worker: Worker, value: unknown): Effect.Effect<void> {
+  succeeded(worker: Worker<Entry, E>, value: unknown): Effect.Effect<void> {
+    worker.value = value
+    return this.afterWrite(this.store.complete(worker.job), worker, this.settle)
+  }
+
+  private readonly settle = (worker: Worker<Entry, E>): Effect.Effect<void> => {
     const { job, lane } = worker
     const span = lane.span
     lane.shift()
-    if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, Exit.succeed(value))
-    this.finished()
-    const now = this.observer.succeeded(job, lane, this.count, span)
+    const now = this.finish(job, lane, span, Exit.succeed(worker.value), SUCCEEDED)
+    worker.value = undefined
     return this.next(worker, lane, now)
   }
 
+  /**
+   * Ends a job that has left its lane: settles its waiter, counts it out, and
+   * reports it. Returns the time the observer read.
+   */
+  private finish(job: Job, lane: Lane, span: Tracer.Span | undefined, exit: Exit.Exit<unknown, unknown>, end: End): number {
+    if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, exit)
+    this.finished()
+    return this.observer.ended(end, job, lane, exit, this.count, span)
+  }
+
   /** After the head job of `lane` finished: go on with the lane, or hand it back and pick the next one. */
-  private next(worker: Worker, lane: Lane, now?: number): Effect.Effect<void> {
+  private next(worker: Worker<Entry, E>, lane: Lane, now?: number): Effect.Effect<void> {
     if (lane.size === 0) {
       lane.state = IDLE
       this.reclaim(lane)
@@ -449,7 +491,7 @@ export class Executor {
   }
 
   /** The lane's head is due again: run it at once if no other lane waits, else take turns. */
-  private proceed(worker: Worker, lane: Lane, now?: number): Effect.Effect<void> {
+  private proceed(worker: Worker<Entry, E>, lane: Lane, now?: number): Effect.Effect<void> {
     if (lane.blocked) {
       lane.state = WAITING
       return worker.loop
@@ -465,45 +507,35 @@ export class Executor {
     if (this.count === 0 && this.phase !== OPEN) Deferred.unsafeDone(this.drained, Exit.void)
   }
 
-  failed(worker: Worker, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+  failed(worker: Worker<Entry, E>, cause: Cause.Cause<unknown>): Effect.Effect<void> {
     const { job, lane } = worker
     const now = this.clock.unsafeCurrentTimeMillis()
     lane.lastFailure = cause
     if (lane.failingSince === undefined) lane.failingSince = now
-    const policy = job.policy
-    // `isRetryable` and the retry schedule are the user's code: when one throws or
-    // dies, the task gives up with that defect added, and the worker lives on.
-    // `isRetryable` judges typed failures only: not timeouts, and not `false`.
-    const decide = Effect.suspend(() => {
-      if (policy.isRetryable !== undefined) {
-        const error = Cause.failureOption(cause)
-        if (
-          Option.isSome(error) && !(error.value instanceof SequentTimeoutError) &&
-          !(error.value instanceof SequentFalseError) && !policy.isRetryable(error.value)
-        ) return Effect.succeed(undefined)
-      }
-      const state = lane.retryState === NO_RETRY_STATE ? policy.retry.initial : lane.retryState
-      return policy.retry.step(now, Cause.squash(cause), state)
+    return Effect.flatMap(decide(job.policy, lane.retryState, cause, now), (decision) => {
+      worker.cause = decision._tag === "GiveUp" ? decision.cause : cause
+      return decision._tag === "GiveUp" ? this.gaveUp(worker) : this.retry(worker, decision)
     })
-    return Effect.matchCauseEffect(decide, { onFailure: (defect) => this.gaveUp(worker, Cause.sequential(cause, defect)), onSuccess: (step) => {
-      if (step === undefined || ScheduleDecision.isDone(step[2])) return this.gaveUp(worker, cause)
-      const [nextState, _, decision] = step
-      lane.retryState = nextState
-      const delay = Math.max(0, Intervals.start(decision.intervals) - now)
-      this.observer.attemptFailed(job, lane, cause, delay)
-      const hooks = this.config.hooks
-      return Effect.zipRight(
-        hooks === undefined ? Effect.void : hooks.attemptFailed(job),
-        Effect.zipRight(
-        Effect.logWarning("Sequent: attempt failed, retrying", cause).pipe(
-          Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${Math.round(delay)}ms` })
-        ),
-        Effect.suspend(() => this.retryAfter(worker, lane, delay))
-      ))
-    } })
   }
 
-  private retryAfter(worker: Worker, lane: Lane, delay: number): Effect.Effect<void> {
+  private retry(worker: Worker<Entry, E>, decision: Extract<Decision, { _tag: "Retry" }>): Effect.Effect<void> {
+    const { job, lane } = worker
+    lane.retryState = decision.state
+    worker.delay = decision.delay
+    this.observer.attemptFailed(job, lane, worker.cause, decision.delay)
+    return this.afterWrite(this.store.attemptFailed(job), worker, this.logAndWait)
+  }
+
+  private readonly logAndWait = (worker: Worker<Entry, E>): Effect.Effect<void> => {
+    const { job, lane } = worker
+    const delay = worker.delay
+    return Effect.logWarning("Sequent: attempt failed, retrying", worker.cause).pipe(
+      Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${Math.round(delay)}ms` }),
+      Effect.zipRight(Effect.suspend(() => this.retryAfter(worker, lane, delay)))
+    )
+  }
+
+  private retryAfter(worker: Worker<Entry, E>, lane: Lane, delay: number): Effect.Effect<void> {
     if (this.phase === STOPPED) return Effect.void
     if (delay === 0) return this.proceed(worker, lane)
     lane.state = BACKOFF
@@ -518,43 +550,43 @@ export class Executor {
     else this.makeReady(lane)
   }
 
-  private gaveUp(worker: Worker, cause: Cause.Cause<unknown>): Effect.Effect<void> {
-    const { job, lane } = worker
+  /** The head job gave up with `worker.cause`: report it, have the store write it, hand it to the dead-letter handler, finish it. */
+  private gaveUp(worker: Worker<Entry, E>): Effect.Effect<void> {
+    const { job, lane, cause } = worker
     this.observer.lastAttemptFailed(lane)
-    const attempts = job.attempts
-    const handler = this.config.deadLetter
     const report = Effect.logError("Sequent: task gave up", cause).pipe(
-      Effect.annotateLogs({ attempts, key: lane.key ?? "(default)" })
+      Effect.annotateLogs({ attempts: job.attempts, key: lane.key ?? "(default)" })
     )
-    const deliver = Effect.sync(() => {
-      const span = lane.span
-      lane.shift()
-      if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, Exit.failCause(cause))
-      if (this.config.onGiveUp === "halt") lane.halted = true
-      this.finished()
-      this.observer.gaveUp(job, lane, cause, this.count, span)
-    })
+    return Effect.zipRight(
+      report,
+      this.afterWrite(this.store.giveUp(job, cause, this.config.onGiveUp === "halt"), worker, this.deadLetter)
+    )
+  }
+
+  private readonly deadLetter = (worker: Worker<Entry, E>): Effect.Effect<void> => {
+    const handler = this.config.deadLetter
+    if (handler === undefined) return this.dropGivenUp(worker)
+    const { job, lane, cause } = worker
     // suspended, so a handler that throws instead of returning an effect is caught like one that dies
-    const deadLetter = handler === undefined ? Effect.void : Effect.suspend(() => handler({ key: lane.key, attempts, cause })).pipe(
-      Effect.catchAllCause((failure) => Effect.logError("Sequent: the dead-letter handler failed", failure))
+    return Effect.suspend(() => handler({ key: lane.key, attempts: job.attempts, cause })).pipe(
+      Effect.catchAllCause((failure) => Effect.logError("Sequent: the dead-letter handler failed", failure)),
+      Effect.zipRight(Effect.suspend(() => this.dropGivenUp(worker)))
     )
-    const hooks = this.config.hooks
-    return report.pipe(
-      Effect.zipRight(hooks === undefined ? Effect.void : hooks.gaveUp(job, cause)),
-      Effect.zipRight(deadLetter),
-      Effect.zipRight(deliver),
-      Effect.zipRight(Effect.suspend(() => this.next(worker, lane)))
-    )
+  }
+
+  private dropGivenUp(worker: Worker<Entry, E>): Effect.Effect<void> {
+    const { job, lane, cause } = worker
+    const span = lane.span
+    lane.shift()
+    if (this.config.onGiveUp === "halt") lane.halted = true
+    this.finish(job, lane, span, Exit.failCause(cause), GAVE_UP)
+    worker.cause = Cause.empty
+    return this.next(worker, lane)
   }
 
   // ---------------------------------------------------------------------------
   // pause and resume
   // ---------------------------------------------------------------------------
-
-  /** Halts the lane of `key` as a give-up with `onGiveUp: "halt"` would: for a halt restored from a journal. */
-  halt(key: string | undefined): void {
-    this.laneFor(key).halted = true
-  }
 
   pause(key: string | undefined): void {
     if (key === undefined) this.paused = true
@@ -670,14 +702,12 @@ export class Executor {
       const span = lane.span
       lane.drain().forEach((job, index) => {
         dropped++
-        if (job.deferred !== undefined) {
-          Deferred.unsafeDone(job.deferred, Exit.fail(new SequentStoppedError({ attempts: job.attempts })))
-        }
-        this.observer.dropped(job, lane, index === 0 ? span : undefined)
+        const exit = Exit.fail(new SequentStoppedError({ attempts: job.attempts }))
+        this.finish(job, lane, index === 0 ? span : undefined, exit, DROPPED)
       })
     }
-    this.count = 0
-    this.observer.size(0)
+    // what is still counted is in a store write, and fails when it arrives
+    this.observer.size(this.count)
     Deferred.unsafeDone(this.drained, Exit.void)
     Deferred.unsafeDone(this.stopped, Exit.succeed(dropped))
     return dropped
@@ -685,3 +715,4 @@ export class Executor {
 }
 
 export { Job, Lane }
+export type { Worker }

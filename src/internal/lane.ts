@@ -30,6 +30,8 @@ export interface Policy {
  */
 export class Job {
   attempts = 0
+  /** The store's record of the task (a journal's `seq`); 0 for a task the store keeps nowhere. */
+  seq = 0
   constructor(
     public task: Effect.Effect<unknown, unknown, unknown>,
     public context: Context.Context<unknown>,

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import type * as Cause from "effect/Cause"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -23,6 +23,13 @@ import * as Tracer from "effect/Tracer"
 import { SequentEvent, type SequentMetrics } from "../Observability.js"
 import { SequentFalseError } from "../SequentError.js"
 import type { Job, Lane } from "./lane.js"
+
+/**
+ * How a task ended.
+ *
+ * @internal
+ */
+export type End = "succeeded" | "gaveUp" | "dropped"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
@@ -169,8 +176,24 @@ export class Observer {
     this.metrics.attemptDuration.unsafeUpdate((now - lane.attemptStartedAt) / 1000, this.tags(lane))
   }
 
-  /** Reports a task that succeeded; returns the time it read, for the next attempt's start. */
-  succeeded(job: Job, lane: Lane, size: number, span: Tracer.Span | undefined): number {
+  /**
+   * Reports a task that has ended, with how it ended; returns the time it read
+   * (for the next attempt's start).
+   */
+  ended(
+    end: End,
+    job: Job,
+    lane: Lane,
+    exit: Exit.Exit<unknown, unknown>,
+    size: number,
+    span: Tracer.Span | undefined
+  ): number {
+    if (end === "succeeded") return this.succeeded(job, lane, size, span)
+    if (end === "dropped") return this.dropped(job, lane, span)
+    return this.gaveUp(job, lane, Exit.isFailure(exit) ? exit.cause : Cause.empty, size, span)
+  }
+
+  private succeeded(job: Job, lane: Lane, size: number, span: Tracer.Span | undefined): number {
     const now = this.clock.unsafeCurrentTimeMillis()
     const tags = this.tags(lane)
     this.attemptEnded(lane, now)
@@ -221,7 +244,7 @@ export class Observer {
   }
 
   /** The task gave up and left its lane (after its dead-letter handler, if any). */
-  gaveUp(job: Job, lane: Lane, cause: Cause.Cause<unknown>, size: number, span: Tracer.Span | undefined): void {
+  private gaveUp(job: Job, lane: Lane, cause: Cause.Cause<unknown>, size: number, span: Tracer.Span | undefined): number {
     const now = this.clock.unsafeCurrentTimeMillis()
     this.metrics.gaveUp.unsafeUpdate(1, this.tags(lane))
     this.size(size)
@@ -229,19 +252,17 @@ export class Observer {
     if (this.listened) {
       this.publish(SequentEvent.GaveUp({ task: job.id, key: lane.key, attempts: job.attempts, cause, at: now }))
     }
+    return now
   }
 
-  dropped(job: Job, lane: Lane, span: Tracer.Span | undefined): void {
+  private dropped(job: Job, lane: Lane, span: Tracer.Span | undefined): number {
+    const now = this.clock.unsafeCurrentTimeMillis()
     this.metrics.dropped.unsafeUpdate(1, this.tags(lane))
     if (span !== undefined) span.end(this.clock.unsafeCurrentTimeNanos(), Exit.interrupt(FiberId.none))
     if (this.listened) {
-      this.publish(SequentEvent.Dropped({
-        task: job.id,
-        key: lane.key,
-        attempts: job.attempts,
-        at: this.clock.unsafeCurrentTimeMillis()
-      }))
+      this.publish(SequentEvent.Dropped({ task: job.id, key: lane.key, attempts: job.attempts, at: now }))
     }
+    return now
   }
 
   paused(key: string | undefined): void {

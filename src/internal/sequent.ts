@@ -1,0 +1,126 @@
+/**
+ * Builds an executor on a store: decodes its options, wires the executor to
+ * its observer and its fibers, and closes it with its scope. `Sequent.make`
+ * is this on the in-memory store; `Durable.make` on a journal-backed one.
+ *
+ * @internal
+ */
+import type * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberSet from "effect/FiberSet"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
+import { metrics } from "../Observability.js"
+import type { SequentClosedError, SequentFullError, SequentOptionError } from "../SequentError.js"
+import type { ScheduleError, Sequent, SequentOptions, TaskOptions } from "../Sequent.js"
+import { Executor } from "./executor.js"
+import { noMetrics, Observer } from "./observer.js"
+import { type Config, decodeConfig, policyFor } from "./options.js"
+import * as Store from "./store.js"
+
+/** Effect's built-in tracer, to tell whether another one is installed. */
+const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
+
+const makeObserver = (options: SequentOptions, config: Config) =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const tracer = yield* Effect.tracer
+    const spans = options.spans ?? "auto"
+    const traced = spans === "auto" ? tracer !== builtInTracer : spans
+    const sink = options.metrics === false ? noMetrics : metrics(config.name)
+    return new Observer(sink, options.laneMetrics ?? false, config.eventBuffer, clock, traced ? tracer : undefined)
+  })
+
+/**
+ * Closing the scope flushes for at most the grace period, then stops, logging
+ * a warning with the number of tasks dropped, if any.
+ */
+const closeWithScope = <Entry, E>(executor: Executor<Entry, E>, grace: Duration.Duration) =>
+  Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      // finalizers run uninterruptibly: the flush must be made interruptible for the timeout to end it
+      yield* Effect.timeoutOption(Effect.interruptible(executor.flush), grace)
+      const dropped = yield* executor.stop
+      if (dropped > 0) {
+        yield* Effect.logWarning(
+          `Sequent: closed after a ${Duration.format(grace)} grace period with ${dropped} task(s) dropped`
+        )
+      }
+    })
+  )
+
+/**
+ * An executor on `store`, running until the scope closes. Invalid options are
+ * a programming error: the effect dies with a `SequentOptionError`.
+ */
+export const makeExecutor = <Entry, E>(
+  options: SequentOptions,
+  store: Store.Store<Entry, E>
+): Effect.Effect<Executor<Entry, E>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* Effect.orDie(decodeConfig(options))
+    const observer = yield* makeObserver(options, config)
+    const fibers = yield* FiberSet.make<void, never>()
+    const run = yield* FiberSet.runtime(fibers)<never>()
+    const interruptAll = Effect.asVoid(FiberSet.clear(fibers))
+    const executor = new Executor(config, store, observer, run, yield* Effect.clock, interruptAll, yield* Effect.fiberId)
+    yield* closeWithScope(executor, config.grace)
+    return executor
+  })
+
+/**
+ * Offers `task` with the caller's context (taken now), under the policy its
+ * options give it.
+ */
+export const offer = <Entry, E>(
+  executor: Executor<Entry, E>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined,
+  deferred: Deferred.Deferred<unknown, unknown> | undefined,
+  entry: Entry
+): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError | E> =>
+  Effect.withFiberRuntime<void, SequentClosedError | SequentFullError | SequentOptionError | E>((fiber) => {
+    const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<unknown>
+    const base = executor.config.policy
+    if (options === undefined) return executor.offer(undefined, task, context, base, deferred, entry)
+    const policy = policyFor(base, options)
+    return Either.isLeft(policy)
+      ? Effect.fail(policy.left)
+      : executor.offer(options.key, task, context, policy.right, deferred, entry)
+  })
+
+/** The parts of the service that do not depend on how tasks are offered. */
+export const control = <Entry, E>(executor: Executor<Entry, E>) => {
+  const subscribe = executor.observer.subscribe
+  return {
+    flush: executor.flush,
+    stop: Effect.asVoid(executor.stop),
+    size: Effect.sync(() => executor.size),
+    sizeOf: (key: string) => Effect.sync(() => executor.sizeOf(key)),
+    pause: (key?: string) => Effect.sync(() => executor.pause(key)),
+    resume: (key?: string) => Effect.sync(() => executor.resume(key)),
+    laneCount: Effect.sync(() => executor.laneCount),
+    status: Effect.sync(() => executor.status()),
+    events: Stream.unwrapScoped(Effect.map(subscribe, Stream.fromQueue)),
+    subscribe,
+    metrics: metrics(executor.config.name)
+  }
+}
+
+/** The in-memory executor's service. */
+export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
+  Effect.map(makeExecutor(options, Store.memory), (executor): Sequent.Service => ({
+    ...control(executor),
+    schedule: (task, options) => offer(executor, task, options, undefined, undefined) as Effect.Effect<void, never>,
+    submit: (task, options) =>
+      Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
+        Effect.zipRight(
+          offer(executor, task, options, deferred, undefined),
+          Deferred.await(deferred)
+        )) as Effect.Effect<never, ScheduleError<{}>>
+  }))
