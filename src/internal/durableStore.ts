@@ -20,10 +20,17 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
-import type { Journal, JournalEntry, JournalError, JournalNotFoundError, JournalRecord } from "../Journal.js"
+import type {
+  AppendResult,
+  Journal,
+  JournalEntry,
+  JournalError,
+  JournalNotFoundError,
+  JournalRecord
+} from "../Journal.js"
 import { makeBatcher } from "./batcher.js"
 import type { Job } from "./lane.js"
-import type { Intake, Offered, Store } from "./store.js"
+import type { Intake, Store } from "./store.js"
 
 /** The first and the longest delay between two tries of a journal write the executor waits on. */
 const firstRetryDelay = 10
@@ -81,6 +88,116 @@ export interface JournalStore extends Store<JournalEntry, JournalError> {
   readonly unhalt: (key: string | undefined) => Effect.Effect<void>
 }
 
+/**
+ * The records the executor holds (queued or running), and how a stored
+ * record becomes a queued job.
+ */
+class Holdings {
+  intake: Intake = undefined as unknown as Intake
+  /** The seqs of the records the executor holds. */
+  readonly live = new Set<number>()
+
+  constructor(
+    private readonly journal: Journal.Service,
+    private readonly tasks: Tasks,
+    private readonly clock: Clock.Clock
+  ) {}
+
+  hold(key: string | undefined, job: Job, seq: number, admit: boolean): void {
+    job.seq = seq
+    this.live.add(seq)
+    if (admit) this.intake.admit(key, job)
+    else this.intake.restore(key, job)
+  }
+
+  /** Queues a stored record; answers with the dead-letter write of one that cannot run. */
+  restore(record: JournalRecord): Effect.Effect<void, JournalError> {
+    const task = this.tasks.decode(record)
+    if (Either.isLeft(task)) {
+      return Effect.zipRight(
+        Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${task.left}`),
+        this.journal.deadLetter(record.seq, task.left, this.clock.unsafeCurrentTimeMillis())
+      )
+    }
+    const job = this.intake.job(task.right, this.tasks.context, this.intake.config.policy, undefined)
+    job.attempts = record.attempts
+    this.hold(keyOf(record.lane), job, record.seq, false)
+    return Effect.void
+  }
+
+  /** Queues the jobs of an append that answered; an id that was already kept is not kept again. */
+  appended(batch: ReadonlyArray<Appending>, results: ReadonlyArray<AppendResult>): void {
+    results.forEach((result, index) => {
+      const { job, key } = batch[index]!
+      // its waiter returns at once
+      if (result.inserted) this.hold(key, job, result.seq, true)
+      else this.intake.release(job, Exit.void)
+    })
+  }
+
+  /**
+   * Queues every pending record the executor does not hold: those of `batch`
+   * with their callers' jobs (the rest of `batch` is released), any other as
+   * restored. Answers with the ids it queued, and the dead-letter writes of
+   * the records that cannot run. Synchronous, so that it acts on one reading
+   * of the journal as a whole.
+   */
+  adoptFrom(pending: ReadonlyArray<JournalRecord>, batch: ReadonlyArray<Appending>) {
+    const ours = new Map(batch.map((appending) => [appending.entry.id, appending]))
+    const adopted = new Set<string>()
+    const deadLetters: Array<Effect.Effect<void, JournalError>> = []
+    for (const record of pending) {
+      if (this.live.has(record.seq)) continue
+      adopted.add(record.id)
+      const appending = ours.get(record.id)
+      if (appending === undefined) deadLetters.push(this.restore(record))
+      else {
+        ours.delete(record.id)
+        this.hold(appending.key, appending.job, record.seq, true)
+      }
+    }
+    for (const appending of ours.values()) this.intake.release(appending.job, Exit.void)
+    return { adopted, deadLetters }
+  }
+
+  /** Reads the journal (until it answers) and adopts what it holds that the executor does not. */
+  adopt(what: string, batch: ReadonlyArray<Appending>): Effect.Effect<ReadonlySet<string>> {
+    return Effect.flatMap(persist(what, this.journal.pending), (pending) => {
+      const { adopted, deadLetters } = this.adoptFrom(pending, batch)
+      return Effect.as(Effect.forEach(deadLetters, (write) => persist("dead letter", write), { discard: true }), adopted)
+    })
+  }
+
+  readonly finished = (job: Job): Effect.Effect<void> =>
+    Effect.sync(() => {
+      this.live.delete(job.seq)
+    })
+}
+
+/**
+ * Appends a batch in one write; when the write fails, the journal says what
+ * it holds, and the batch succeeds if it was stored all the same.
+ */
+const appendBatch = (journal: Journal.Service, holdings: Holdings) => (batch: ReadonlyArray<Appending>) =>
+  journal.append(batch.map((appending) => appending.entry)).pipe(
+    Effect.map((results) => holdings.appended(batch, results)),
+    Effect.catchAll((error) =>
+      Effect.flatMap(
+        holdings.adopt("append check", batch),
+        (adopted) => batch.some((appending) => adopted.has(appending.entry.id)) ? Effect.void : Effect.fail(error)
+      )
+    ),
+    Effect.map(() => batch.map(() => undefined))
+  )
+
+/** A redrive, checked against the journal when its write fails, as an append is. */
+const redrive = (journal: Journal.Service, holdings: Holdings) => (id: string) =>
+  journal.redrive(id).pipe(
+    Effect.flatMap((record) => persist("dead letter", holdings.restore(record))),
+    Effect.catchTag("JournalError", (error) =>
+      Effect.flatMap(holdings.adopt("redrive check", []), (adopted) => adopted.has(id) ? Effect.void : Effect.fail(error)))
+  )
+
 /** @internal */
 export const make = (
   journal: Journal.Service,
@@ -88,109 +205,21 @@ export const make = (
   clock: Clock.Clock
 ): Effect.Effect<JournalStore, never, Scope.Scope> =>
   Effect.gen(function*() {
-    let intake: Intake = undefined as unknown as Intake
-    /** The seqs of the records the executor holds: queued or running. */
-    const live = new Set<number>()
-    /** Appends and the adoption of strays take turns, so a record is never queued twice. */
-    const order = yield* Effect.makeSemaphore(1)
-
-    const hold = (key: string | undefined, job: Job, seq: number, admit: boolean) => {
-      job.seq = seq
-      live.add(seq)
-      if (admit) intake.admit(key, job)
-      else intake.restore(key, job)
-    }
-
-    const deadLetterRecord = (record: JournalRecord, reason: string) =>
-      Effect.zipRight(
-        Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
-        journal.deadLetter(record.seq, reason, clock.unsafeCurrentTimeMillis())
-      )
-
-    const restoreRecord = (record: JournalRecord): Effect.Effect<void, JournalError> => {
-      const task = tasks.decode(record)
-      if (Either.isLeft(task)) return deadLetterRecord(record, task.left)
-      const job = intake.job(task.right, tasks.context, intake.config.policy, undefined)
-      job.attempts = record.attempts
-      hold(keyOf(record.lane), job, record.seq, false)
-      return Effect.void
-    }
-
-    /**
-     * Queues every pending record the executor does not hold: those of `batch`
-     * with their callers' jobs (the rest of `batch` is released), any other as
-     * restored. Answers with the ids it queued. Synchronous, so that it acts
-     * on one reading of the journal as a whole.
-     */
-    const adoptFrom = (pending: ReadonlyArray<JournalRecord>, batch: ReadonlyArray<Appending>) => {
-      const ours = new Map(batch.map((appending) => [appending.entry.id, appending]))
-      const adopted = new Set<string>()
-      const deadLetters: Array<Effect.Effect<void, JournalError>> = []
-      for (const record of pending) {
-        if (live.has(record.seq)) continue
-        adopted.add(record.id)
-        const appending = ours.get(record.id)
-        if (appending === undefined) deadLetters.push(restoreRecord(record))
-        else {
-          ours.delete(record.id)
-          hold(appending.key, appending.job, record.seq, true)
-        }
-      }
-      for (const appending of ours.values()) intake.release(appending.job, Exit.void)
-      return { adopted, deadLetters }
-    }
-
-    /** Reads the journal (until it answers) and adopts what it holds that the executor does not. */
-    const adopt = (what: string, batch: ReadonlyArray<Appending>) =>
-      Effect.flatMap(persist(what, journal.pending), (pending) => {
-        const { adopted, deadLetters } = adoptFrom(pending, batch)
-        return Effect.as(
-          Effect.forEach(deadLetters, (write) => persist("dead letter", write), { discard: true }),
-          adopted
-        )
-      })
-
-    const appendBatch = (batch: ReadonlyArray<Appending>) =>
-      journal.append(batch.map((appending) => appending.entry)).pipe(
-        Effect.map((results) =>
-          results.map((result, index) => {
-            const { job, key } = batch[index]!
-            // an id already pending or dead-lettered is not kept again: its waiter returns at once
-            if (result.inserted) hold(key, job, result.seq, true)
-            else intake.release(job, Exit.void)
-          })
-        ),
-        // the append may have committed all the same: the journal says what it holds
-        Effect.catchAll((error) =>
-          Effect.flatMap(
-            adopt("append check", batch),
-            (adopted) => batch.some((appending) => adopted.has(appending.entry.id))
-              ? Effect.succeed(batch.map(() => undefined))
-              : Effect.fail(error)
-          )
-        ),
-        order.withPermits(1)
-      )
-    const append = yield* makeBatcher(appendBatch)
-
+    const holdings = new Holdings(journal, tasks, clock)
+    // appends and redrives take turns, so that a record is never queued twice
+    const exclusive = (yield* Effect.makeSemaphore(1)).withPermits(1)
+    const append = yield* makeBatcher((batch: ReadonlyArray<Appending>) => exclusive(appendBatch(journal, holdings)(batch)))
     const complete = yield* makeBatcher((seqs: ReadonlyArray<number>) =>
       Effect.as(journal.complete(seqs), seqs.map(() => undefined))
     )
-    const finished = (job: Job) =>
-      Effect.sync(() => {
-        live.delete(job.seq)
-      })
-
-    const accept = (bound: Intake): Offered<JournalEntry, Effect.Effect<void, JournalError>> => {
-      intake = bound
-      return (key, task, context, policy, deferred, entry) =>
-        append({ key, entry, job: intake.job(task, context, policy, deferred) })
-    }
-
     return {
-      accept,
+      accept: (intake) => {
+        holdings.intake = intake
+        return (key, task, context, policy, deferred, entry) =>
+          append({ key, entry, job: intake.job(task, context, policy, deferred) })
+      },
       attemptFailed: (job) => persist("attempt", journal.attemptFailed(job.seq, job.attempts)),
-      complete: (job) => Effect.zipRight(persist("complete", complete(job.seq)), finished(job)),
+      complete: (job) => Effect.zipRight(persist("complete", complete(job.seq)), holdings.finished(job)),
       giveUp: (job, cause, halt) =>
         persist(
           "dead letter",
@@ -198,20 +227,12 @@ export const make = (
             journal.attemptFailed(job.seq, job.attempts),
             journal.deadLetter(job.seq, Cause.pretty(cause), clock.unsafeCurrentTimeMillis(), halt)
           )
-        ).pipe(Effect.zipRight(finished(job))),
+        ).pipe(Effect.zipRight(holdings.finished(job))),
       restore: Effect.gen(function*() {
-        for (const lane of yield* journal.haltedLanes) intake.halt(keyOf(lane))
-        yield* Effect.forEach(yield* journal.pending, restoreRecord, { discard: true })
+        for (const lane of yield* journal.haltedLanes) holdings.intake.halt(keyOf(lane))
+        yield* Effect.forEach(yield* journal.pending, (record) => holdings.restore(record), { discard: true })
       }),
-      redrive: (id) =>
-        order.withPermits(1)(
-          journal.redrive(id).pipe(
-            Effect.flatMap((record) => persist("dead letter", restoreRecord(record))),
-            // the redrive may have committed all the same: the journal says what it holds
-            Effect.catchTag("JournalError", (error) =>
-              Effect.flatMap(adopt("redrive check", []), (adopted) => adopted.has(id) ? Effect.void : Effect.fail(error)))
-          )
-        ),
+      redrive: (id) => exclusive(redrive(journal, holdings)(id)),
       unhalt: (key) => persist("resume", journal.unhalt(key === undefined ? undefined : laneOf(key)))
     }
   })
