@@ -184,85 +184,86 @@ export const makeMemory: Effect.Effect<Journal.Service> = Effect.sync(() => unsa
  */
 export const layerMemory: Layer.Layer<Journal> = Journal.layerMemory
 
-const unsafeMakeMemory = (): Journal.Service => {
-  let lastSeq = 0
-  // Map iteration follows insertion, and a record is always inserted with a
-  // seq larger than every seq before it, so `pending` is kept in seq order.
-  const pending = new Map<number, JournalRecord>()
-  const pendingIds = new Map<string, number>()
-  const dead = new Map<number, DeadLetter>()
-  const deadIds = new Map<string, number>()
-  const halted = new Set<string>()
+/**
+ * The in-memory journal's records. Map iteration follows insertion, and a
+ * record is always inserted with a seq larger than every seq before it, so
+ * `pending` is kept in seq order.
+ */
+class MemoryRecords {
+  private lastSeq = 0
+  readonly pending = new Map<number, JournalRecord>()
+  private readonly pendingIds = new Map<string, number>()
+  readonly dead = new Map<number, DeadLetter>()
+  private readonly deadIds = new Map<string, number>()
+  readonly halted = new Set<string>()
 
-  const insert = (entry: JournalEntry, attempts: number): JournalRecord => {
-    const record: JournalRecord = {
-      seq: ++lastSeq,
-      id: entry.id,
-      lane: entry.lane,
-      tag: entry.tag,
-      payload: entry.payload,
-      scheduledAt: entry.scheduledAt,
-      attempts
-    }
-    pending.set(record.seq, record)
-    pendingIds.set(record.id, record.seq)
+  insert(entry: JournalEntry): JournalRecord {
+    const { id, lane, payload, scheduledAt, tag } = entry
+    const record: JournalRecord = { seq: ++this.lastSeq, id, lane, tag, payload, scheduledAt, attempts: 0 }
+    this.pending.set(record.seq, record)
+    this.pendingIds.set(record.id, record.seq)
     return record
   }
+
+  append(entry: JournalEntry): AppendResult {
+    const existing = this.pendingIds.get(entry.id) ?? this.deadIds.get(entry.id)
+    if (existing !== undefined) return { seq: existing, inserted: false }
+    return { seq: this.insert(entry).seq, inserted: true }
+  }
+
+  /** Removes the pending record `seq`, and answers with it. */
+  take(seq: number): JournalRecord | undefined {
+    const record = this.pending.get(seq)
+    if (record === undefined) return undefined
+    this.pending.delete(seq)
+    this.pendingIds.delete(record.id)
+    return record
+  }
+
+  deadLetter(seq: number, reason: string, failedAt: number, haltLane: boolean | undefined): void {
+    const record = this.take(seq)
+    if (record === undefined) return
+    this.dead.set(seq, { ...record, reason, failedAt })
+    this.deadIds.set(record.id, seq)
+    if (haltLane === true) this.halted.add(record.lane)
+  }
+
   /** Removes the dead letter of `id` and answers with it. */
-  const takeDeadLetter = (id: string): Effect.Effect<DeadLetter, JournalNotFoundError> =>
-    Effect.suspend(() => {
-      const seq = deadIds.get(id)
-      if (seq === undefined) return Effect.fail(new JournalNotFoundError({ id }))
-      const letter = dead.get(seq)!
-      dead.delete(seq)
-      deadIds.delete(id)
-      return Effect.succeed(letter)
-    })
+  takeDeadLetter(id: string): Effect.Effect<DeadLetter, JournalNotFoundError> {
+    const seq = this.deadIds.get(id)
+    if (seq === undefined) return Effect.fail(new JournalNotFoundError({ id }))
+    const letter = this.dead.get(seq)!
+    this.dead.delete(seq)
+    this.deadIds.delete(id)
+    return Effect.succeed(letter)
+  }
+}
 
-
+const unsafeMakeMemory = (): Journal.Service => {
+  const records = new MemoryRecords()
   return Journal.of({
-    append: (entries) =>
-      Effect.sync(() =>
-        entries.map((entry): AppendResult => {
-          const existing = pendingIds.get(entry.id) ?? deadIds.get(entry.id)
-          if (existing !== undefined) return { seq: existing, inserted: false }
-          return { seq: insert(entry, 0).seq, inserted: true }
-        })
-      ),
+    append: (entries) => Effect.sync(() => entries.map((entry) => records.append(entry))),
     attemptFailed: (seq, attempts) =>
       Effect.sync(() => {
-        const record = pending.get(seq)
-        if (record !== undefined) pending.set(seq, { ...record, attempts })
+        const record = records.pending.get(seq)
+        if (record !== undefined) records.pending.set(seq, { ...record, attempts })
       }),
     complete: (seqs) =>
       Effect.sync(() => {
-        for (const seq of seqs) {
-          const record = pending.get(seq)
-          if (record === undefined) continue
-          pending.delete(seq)
-          pendingIds.delete(record.id)
-        }
+        for (const seq of seqs) records.take(seq)
       }),
     deadLetter: (seq, reason, failedAt, haltLane) =>
-      Effect.sync(() => {
-        const record = pending.get(seq)
-        if (record === undefined) return
-        pending.delete(seq)
-        pendingIds.delete(record.id)
-        dead.set(seq, { ...record, reason, failedAt })
-        deadIds.set(record.id, seq)
-        if (haltLane === true) halted.add(record.lane)
-      }),
-    haltedLanes: Effect.sync(() => Array.from(halted).sort()),
+      Effect.sync(() => records.deadLetter(seq, reason, failedAt, haltLane)),
+    haltedLanes: Effect.sync(() => Array.from(records.halted).sort()),
     unhalt: (lane) =>
       Effect.sync(() => {
-        if (lane === undefined) halted.clear()
-        else halted.delete(lane)
+        if (lane === undefined) records.halted.clear()
+        else records.halted.delete(lane)
       }),
-    pending: Effect.sync(() => Array.from(pending.values())),
-    deadLetters: Effect.sync(() => Array.from(dead.values()).sort((a, b) => a.seq - b.seq)),
-    redrive: (id) => Effect.map(takeDeadLetter(id), (letter) => insert(letter, 0)),
-    discard: takeDeadLetter
+    pending: Effect.sync(() => Array.from(records.pending.values())),
+    deadLetters: Effect.sync(() => Array.from(records.dead.values()).sort((a, b) => a.seq - b.seq)),
+    redrive: (id) => Effect.map(Effect.suspend(() => records.takeDeadLetter(id)), (letter) => records.insert(letter)),
+    discard: (id) => Effect.suspend(() => records.takeDeadLetter(id))
   })
 }
 
