@@ -53,4 +53,4 @@ export { SequentInvalidTaskError } from "./SequentError.js"
 
 export * as TaskKind from "./TaskKind.js"
 
-export { TaskHandlers } from "./TaskKind.js"
+export { SequentDuplicateTaskError, SequentOutcomeError, TaskHandlers } from "./TaskKind.js"
