@@ -425,8 +425,8 @@ export const make = (
         Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
           Effect.flatMap(offer(task, options, deferred), (result) =>
             result.inserted
-              ? Effect.flatMap(Effect.exit(Deferred.await(deferred)), (exit) => outcome(handlers.kinds.get(task._tag)!, task, exit))
-              : duplicate(handlers.kinds.get(task._tag)!, task, options?.id))),
+              ? Effect.flatMap(Effect.exit(Deferred.await(deferred)), (exit) => outcome(handlers.kinds, task, exit))
+              : duplicate(handlers.kinds, task, options?.id))),
       deadLetters: journal.deadLetters,
       // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
       resume: (key) =>

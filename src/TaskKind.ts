@@ -239,22 +239,23 @@ const roundTripCause = (kind: RequestKind, cause: Cause.Cause<unknown>): Effect.
 
 /**
  * The outcome a `submit` caller sees, from the exit its task's waiter was
- * settled with. For a `Schema.TaggedClass` kind, a success is `void` and a
- * failure is as the handler failed. For a `Schema.TaggedRequest` kind, the
- * success and each typed failure make a round trip through the kind's
- * schemas; one that does not encode (or decode) is replaced by a
- * `SequentOutcomeError`. The executor's own errors, defects and interruptions
- * are passed on as they are.
+ * settled with, by the kind registered for the task's tag in `kinds`. For a
+ * `Schema.TaggedClass` kind, a success is `void` and a failure is as the
+ * handler failed. For a `Schema.TaggedRequest` kind, the success and each
+ * typed failure make a round trip through the kind's schemas; one that does
+ * not encode (or decode) is replaced by a `SequentOutcomeError`. The
+ * executor's own errors, defects and interruptions are passed on as they are.
  *
  * @internal
  */
 export const outcome = <T extends { readonly _tag: string }>(
-  kind: AnyTaskKind,
-  _task: T,
+  kinds: ReadonlyMap<string, AnyTaskKind>,
+  task: T,
   exit: Exit.Exit<unknown, unknown>
 ): Effect.Effect<SuccessOf<T>, FailureOf<T> | OutcomeError<T>> => {
+  const kind = kinds.get(task._tag)
   let answer: Effect.Effect<unknown, unknown>
-  if (!isRequestKind(kind)) answer = Exit.isSuccess(exit) ? Effect.void : exit
+  if (kind === undefined || !isRequestKind(kind)) answer = Exit.isSuccess(exit) ? Effect.void : exit
   else if (Exit.isSuccess(exit)) answer = roundTrip(kind, "success", exit.value)
   else answer = Effect.flatMap(roundTripCause(kind, exit.cause), (cause) => Effect.failCause(cause))
   return answer as Effect.Effect<SuccessOf<T>, FailureOf<T> | OutcomeError<T>>
@@ -269,11 +270,12 @@ export const outcome = <T extends { readonly _tag: string }>(
  * @internal
  */
 export const duplicate = <T extends { readonly _tag: string }>(
-  kind: AnyTaskKind,
-  _task: T,
+  kinds: ReadonlyMap<string, AnyTaskKind>,
+  task: T,
   id: string | undefined
 ): Effect.Effect<SuccessOf<T>, OutcomeError<T>> => {
-  const answer: Effect.Effect<unknown, unknown> = isRequestKind(kind)
+  const kind = kinds.get(task._tag)
+  const answer: Effect.Effect<unknown, unknown> = kind !== undefined && isRequestKind(kind)
     ? Effect.fail(new SequentDuplicateTaskError({ tag: kind._tag, id: String(id) }))
     : Effect.void
   return answer as Effect.Effect<SuccessOf<T>, OutcomeError<T>>
