@@ -15,12 +15,22 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as internal from "./internal/durable.js"
 import { type DeadLetter, Journal, type JournalError, type JournalNotFoundError } from "./Journal.js"
+import type { SequentEvent, SequentStatus } from "./Observability.js"
 import type { Sequent, SequentOptions } from "./Sequent.js"
-import type { SequentClosedError, SequentInvalidTaskError, SequentStoppedError } from "./SequentError.js"
-import { TaskHandlers, type TaskKinds, type TaskOf } from "./TaskKind.js"
+import type { SequentClosedError, SequentInvalidTaskError } from "./SequentError.js"
+import {
+  type FailureOf,
+  type OutcomeError,
+  type SuccessOf,
+  TaskHandlers,
+  type TaskKinds,
+  type TaskOf
+} from "./TaskKind.js"
 
 /**
  * A durable task: an instance of a registered task kind.
@@ -62,6 +72,16 @@ export type DurableScheduleError = SequentClosedError | SequentInvalidTaskError 
  */
 export declare namespace DurableSequent {
   /**
+   * What a `submit` of the task `T` can fail with besides its handler's
+   * failure: the scheduling errors, `SequentStoppedError`, and the errors of
+   * {@link OutcomeError}.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export type SubmitError<T> = DurableScheduleError | OutcomeError<T>
+
+  /**
    * @since 0.1.0
    * @category models
    */
@@ -69,13 +89,20 @@ export declare namespace DurableSequent {
     /** Encodes the task, writes it to the journal, and returns once it is committed. */
     readonly schedule: (task: DurableTask, options?: DurableTaskOptions) => Effect.Effect<void, DurableScheduleError>
     /**
-     * Schedules the task and waits for its handler's outcome. A task whose id
-     * was already pending is not run again: `submit` then returns at once.
+     * Schedules the task and waits for its handler's outcome. For a
+     * `Schema.TaggedRequest` kind that is the handler's success or typed
+     * failure after a round trip through the kind's schemas (encoded, then
+     * decoded), or `SequentOutcomeError` where it does not round-trip; for a
+     * `Schema.TaggedClass` kind it is `void`, or the handler's failure. A
+     * failure is reported once the task gives up. A task whose id is already
+     * pending or dead-lettered is not stored or run again: `submit` then
+     * returns at once, with `void` for a `Schema.TaggedClass` kind and
+     * `SequentDuplicateTaskError` for a `Schema.TaggedRequest` kind.
      */
-    readonly submit: (
-      task: DurableTask,
+    readonly submit: <T extends DurableTask>(
+      task: T,
       options?: DurableTaskOptions
-    ) => Effect.Effect<unknown, unknown | DurableScheduleError | SequentStoppedError>
+    ) => Effect.Effect<SuccessOf<T>, FailureOf<T> | DurableSequent.SubmitError<T>>
     /** The tasks that gave up, or whose stored payload no longer decodes, with the reason. */
     readonly deadLetters: Effect.Effect<ReadonlyArray<DeadLetter>, JournalError>
     /** Puts a dead letter back, at the end of its lane, with its attempts reset. */
@@ -86,7 +113,9 @@ export declare namespace DurableSequent {
 }
 
 /**
- * The durable executor.
+ * The durable executor. Use the static accessors inside `Effect.gen`, or
+ * {@link DurableSequent.typed} for `schedule` and `submit` that accept only
+ * the registered kinds.
  *
  * @since 0.1.0
  * @category tags
@@ -97,18 +126,19 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
 >() {
   /**
    * Accessors typed by a set of task kinds: scheduling a value that is not one
-   * of them is a compile-time error.
+   * of them is a compile-time error, and `submit` answers with the success
+   * and failure types of the task's kind.
    *
    * @since 0.1.0
    */
   static readonly typed = <K extends TaskKinds<any>>(_kinds: K) => ({
     schedule: (task: TaskOf<K>, options?: DurableTaskOptions): Effect.Effect<void, DurableScheduleError, DurableSequent> =>
-      Effect.flatMap(DurableSequent, (sequent) => sequent.schedule(task as DurableTask, options)),
-    submit: (
-      task: TaskOf<K>,
+      Effect.flatMap(DurableSequent, (sequent) => sequent.schedule(task, options)),
+    submit: <T extends TaskOf<K>>(
+      task: T,
       options?: DurableTaskOptions
-    ): Effect.Effect<unknown, unknown, DurableSequent> =>
-      Effect.flatMap(DurableSequent, (sequent) => sequent.submit(task as DurableTask, options))
+    ): Effect.Effect<SuccessOf<T>, FailureOf<T> | DurableSequent.SubmitError<T>, DurableSequent> =>
+      Effect.flatMap(DurableSequent, (sequent) => sequent.submit(task, options))
   })
 
   /** @since 0.1.0 */
@@ -117,6 +147,13 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
     options?: DurableTaskOptions
   ): Effect.Effect<void, DurableScheduleError, DurableSequent> =>
     Effect.flatMap(DurableSequent, (sequent) => sequent.schedule(task, options))
+
+  /** @since 0.1.0 */
+  static readonly submit = <T extends DurableTask>(
+    task: T,
+    options?: DurableTaskOptions
+  ): Effect.Effect<SuccessOf<T>, FailureOf<T> | DurableSequent.SubmitError<T>, DurableSequent> =>
+    Effect.flatMap(DurableSequent, (sequent) => sequent.submit(task, options))
 
   /** @since 0.1.0 */
   static readonly flush: Effect.Effect<void, never, DurableSequent> = Effect.flatMap(
@@ -131,12 +168,14 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
   )
 
   /** @since 0.1.0 */
-  static readonly deadLetters: Effect.Effect<ReadonlyArray<DeadLetter>, JournalError, DurableSequent> = Effect
-    .flatMap(DurableSequent, (sequent) => sequent.deadLetters)
+  static readonly size: Effect.Effect<number, never, DurableSequent> = Effect.flatMap(
+    DurableSequent,
+    (sequent) => sequent.size
+  )
 
   /** @since 0.1.0 */
-  static readonly redrive = (id: string): Effect.Effect<void, JournalError | JournalNotFoundError, DurableSequent> =>
-    Effect.flatMap(DurableSequent, (sequent) => sequent.redrive(id))
+  static readonly sizeOf = (key: string): Effect.Effect<number, never, DurableSequent> =>
+    Effect.flatMap(DurableSequent, (sequent) => sequent.sizeOf(key))
 
   /** @since 0.1.0 */
   static readonly pause = (key?: string): Effect.Effect<void, never, DurableSequent> =>
@@ -149,6 +188,35 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
    */
   static readonly resume = (key?: string): Effect.Effect<void, never, DurableSequent> =>
     Effect.flatMap(DurableSequent, (sequent) => sequent.resume(key))
+
+  /** @since 0.1.0 */
+  static readonly laneCount: Effect.Effect<number, never, DurableSequent> = Effect.flatMap(
+    DurableSequent,
+    (sequent) => sequent.laneCount
+  )
+
+  /** @since 0.1.0 */
+  static readonly status: Effect.Effect<SequentStatus, never, DurableSequent> = Effect.flatMap(
+    DurableSequent,
+    (sequent) => sequent.status
+  )
+
+  /** @since 0.1.0 */
+  static readonly events: Stream.Stream<SequentEvent, never, DurableSequent> = Stream.unwrap(
+    Effect.map(DurableSequent, (sequent) => sequent.events)
+  )
+
+  /** @since 0.1.0 */
+  static readonly subscribe: Effect.Effect<Queue.Dequeue<SequentEvent>, never, DurableSequent | Scope.Scope> = Effect
+    .flatMap(DurableSequent, (sequent) => sequent.subscribe)
+
+  /** @since 0.1.0 */
+  static readonly deadLetters: Effect.Effect<ReadonlyArray<DeadLetter>, JournalError, DurableSequent> = Effect
+    .flatMap(DurableSequent, (sequent) => sequent.deadLetters)
+
+  /** @since 0.1.0 */
+  static readonly redrive = (id: string): Effect.Effect<void, JournalError | JournalNotFoundError, DurableSequent> =>
+    Effect.flatMap(DurableSequent, (sequent) => sequent.redrive(id))
 
   /** @since 0.1.0 */
   static readonly discard = (id: string): Effect.Effect<DeadLetter, JournalError | JournalNotFoundError, DurableSequent> =>

@@ -115,3 +115,40 @@ export class SequentInvalidTaskError extends Data.TaggedError("SequentInvalidTas
     return `cannot schedule task ${this.tag}: ${this.reason}`
   }
 }
+
+/**
+ * The handler of a `Schema.TaggedRequest` task finished, but its success or
+ * its failure does not encode (or decode) with the kind's schema, so no
+ * caller in another process could receive it. The task itself counts as the
+ * handler decided: a success is completed, a failure that gave up is
+ * dead-lettered. `reason` is the schema's message.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentOutcomeError extends Data.TaggedError("SequentOutcomeError")<{
+  readonly tag: string
+  readonly outcome: "success" | "failure"
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `the ${this.outcome} of a ${this.tag} task does not round-trip through its schema: ${this.reason}`
+  }
+}
+
+/**
+ * A `submit` of a `Schema.TaggedRequest` task whose id is already taken by a
+ * pending or dead-lettered task: nothing was stored or run, and there is no
+ * outcome to answer with (the first task's outcome goes to its own caller).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SequentDuplicateTaskError extends Data.TaggedError("SequentDuplicateTaskError")<{
+  readonly tag: string
+  readonly id: string
+}> {
+  override get message(): string {
+    return `a ${this.tag} task with id ${this.id} is already pending or dead-lettered: nothing was stored or run`
+  }
+}

@@ -1,24 +1,109 @@
 /**
  * Durable task kinds. A closure cannot be stored, so a durable task is data: an
- * instance of a task kind (a `Schema.TaggedClass`), run by the handler that
- * is registered for its kind.
+ * instance of a task kind, run by the handler that is registered for its kind.
+ *
+ * A kind is one of two kinds of class:
+ *
+ * - a `Schema.TaggedClass`: its handler may return anything; its result is
+ *   ignored, and `submit` succeeds with `void`;
+ * - a `Schema.TaggedRequest`, with a success and a failure schema: its handler
+ *   must succeed and fail with their types, and `submit` answers with the
+ *   handler's outcome after a round trip through those schemas (encoded, then
+ *   decoded), so a caller sees what a caller in another process would see.
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import type * as Schema from "effect/Schema"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import {
+  SequentDuplicateTaskError,
+  SequentFalseError,
+  SequentOutcomeError,
+  SequentStoppedError
+} from "./SequentError.js"
 
 /**
  * Any task kind: a schema of a tagged class with no requirements of its own.
+ * A `Schema.TaggedRequest` kind also has the schemas of its handler's success
+ * and failure, which must need no services either.
  *
  * @since 0.1.0
  * @category models
  */
 export interface AnyTaskKind extends Schema.Schema<any, any, never> {
   readonly _tag: string
+  readonly success?: ResultSchema | undefined
+  readonly failure?: ResultSchema | undefined
 }
+
+/**
+ * A schema of a handler's success or failure: any types (`Schema.Never`
+ * included), no services.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ResultSchema =
+  | Schema.Schema<any, any, never>
+  | Schema.Schema<any, never, never>
+  | Schema.Schema<never, any, never>
+  | Schema.Schema<never, never, never>
+
+/**
+ * What a `submit` of the task `T` succeeds with: the success type of a
+ * `Schema.TaggedRequest` kind, `void` for a `Schema.TaggedClass` one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SuccessOf<T> = T extends Schema.WithResult<infer A, infer _I, infer _E, infer _EI, infer _R> ? A : void
+
+/**
+ * How the handler of the task `T` may fail: the failure type of a
+ * `Schema.TaggedRequest` kind, anything for a `Schema.TaggedClass` one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailureOf<T> = T extends Schema.WithResult<infer _A, infer _I, infer E, infer _EI, infer _R> ? E : unknown
+
+/**
+ * What a `submit` of the task `T` can fail with besides its handler's failure
+ * and the scheduling errors: `SequentStoppedError` (stopped before it
+ * finished), `SequentFalseError` where the success type admits `false` (an
+ * attempt that returns `false` fails, as in every executor), and, for a
+ * `Schema.TaggedRequest` kind, `SequentOutcomeError` and
+ * `SequentDuplicateTaskError`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OutcomeError<T> =
+  | SequentStoppedError
+  | (false extends SuccessOf<T> ? SequentFalseError : never)
+  | (T extends Schema.WithResult<infer _A, infer _I, infer _E, infer _EI, infer _R> ?
+    SequentOutcomeError | SequentDuplicateTaskError :
+    never)
+
+/**
+ * The handler of the kind `K`: a `Schema.TaggedRequest` kind's handler
+ * succeeds and fails with the kind's success and failure types; a
+ * `Schema.TaggedClass` kind's handler may return anything.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<K extends AnyTaskKind, R> = (
+  task: Schema.Schema.Type<K>
+) => Schema.Schema.Type<K> extends Schema.WithResult<infer A, infer _I, infer E, infer _EI, infer _R>
+  ? Effect.Effect<A, E, R>
+  : Effect.Effect<unknown, unknown, R>
 
 /**
  * A handler for every kind in `Kinds`, keyed by the kind's tag.
@@ -27,7 +112,7 @@ export interface AnyTaskKind extends Schema.Schema<any, any, never> {
  * @category models
  */
 export type Handlers<Kinds extends ReadonlyArray<AnyTaskKind>, R> = {
-  readonly [K in Kinds[number] as K["_tag"]]: (task: Schema.Schema.Type<K>) => Effect.Effect<unknown, unknown, R>
+  readonly [K in Kinds[number] as K["_tag"]]: Handler<K, R>
 }
 
 /**
@@ -70,7 +155,8 @@ export type TaskOf<K extends TaskKinds<any>> = K extends TaskKinds<infer Kinds> 
   : never
 
 /**
- * Registers task kinds.
+ * Registers task kinds: `Schema.TaggedClass` kinds, `Schema.TaggedRequest`
+ * kinds, or both.
  *
  * @example
  * ```ts
@@ -78,9 +164,18 @@ export type TaskOf<K extends TaskKinds<any>> = K extends TaskKinds<infer Kinds> 
  * import { TaskKind } from "effect-sequent"
  *
  * class SendMail extends Schema.TaggedClass<SendMail>()("SendMail", { to: Schema.String }) {}
+ * class CardDeclined extends Schema.TaggedError<CardDeclined>()("CardDeclined", {}) {}
+ * class Charge extends Schema.TaggedRequest<Charge>()("Charge", {
+ *   payload: { cents: Schema.Int },
+ *   success: Schema.Struct({ receipt: Schema.String }),
+ *   failure: CardDeclined
+ * }) {}
  *
- * const Tasks = TaskKind.make(SendMail)
- * const HandlersLive = Tasks.handlers({ SendMail: (task) => Effect.log(`mail to ${task.to}`) })
+ * const Tasks = TaskKind.make(SendMail, Charge)
+ * const HandlersLive = Tasks.handlers({
+ *   SendMail: (task) => Effect.log(`mail to ${task.to}`),
+ *   Charge: (task) => task.cents > 100_000 ? Effect.fail(new CardDeclined()) : Effect.succeed({ receipt: "r-1" })
+ * })
  * ```
  *
  * @since 0.1.0
@@ -103,4 +198,75 @@ export const make = <const Kinds extends ReadonlyArray<AnyTaskKind>>(...kinds: K
         })
       )
   }
+}
+
+interface RequestKind extends AnyTaskKind {
+  readonly success: ResultSchema
+  readonly failure: ResultSchema
+}
+
+const isRequestKind = (kind: AnyTaskKind): kind is RequestKind =>
+  Schema.isSchema(kind.success) && Schema.isSchema(kind.failure)
+
+/** Errors of the executor's own, which a waiter receives as they are: they are no outcome of the handler. */
+const isExecutorError = (error: unknown): boolean =>
+  error instanceof SequentStoppedError || error instanceof SequentFalseError ||
+  error instanceof SequentDuplicateTaskError
+
+/** The exit of a task that was not stored, because a task with its id is pending or dead-lettered. */
+const isDuplicate = (exit: Exit.Exit<unknown, unknown>): boolean =>
+  Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error instanceof SequentDuplicateTaskError)
+
+const roundTrip = (
+  kind: RequestKind,
+  outcome: "success" | "failure",
+  value: unknown
+): Effect.Effect<unknown, SequentOutcomeError> => {
+  // the kind's own types play no part here: a value of the handler goes in, the caller's value comes out
+  const schema = (outcome === "success" ? kind.success : kind.failure) as Schema.Schema<unknown, unknown>
+  return Schema.encodeUnknown(schema)(value).pipe(
+    Effect.flatMap((encoded) => Schema.decodeUnknown(schema)(encoded)),
+    Effect.mapError((error) => new SequentOutcomeError({ tag: kind._tag, outcome, reason: error.message }))
+  )
+}
+
+/**
+ * The cause with each of the handler's failures replaced by its round trip
+ * through the failure schema, or by a `SequentOutcomeError` where it does not
+ * encode. Defects and interruptions stay as they are.
+ */
+const roundTripCause = (kind: RequestKind, cause: Cause.Cause<unknown>): Effect.Effect<Cause.Cause<unknown>> => {
+  const failures = Chunk.toReadonlyArray(Cause.failures(cause)).filter((error) => !isExecutorError(error))
+  if (failures.length === 0) return Effect.succeed(cause)
+  return Effect.map(
+    Effect.forEach(failures, (error) => Effect.merge(roundTrip(kind, "failure", error))),
+    (decoded) => {
+      const byFailure = new Map(failures.map((error, index) => [error, decoded[index]]))
+      return Cause.map(cause, (error) => byFailure.has(error) ? byFailure.get(error) : error)
+    }
+  )
+}
+
+/**
+ * The outcome a `submit` caller sees, from the exit its task's waiter was
+ * settled with, by the kind registered for the task's tag in `kinds`. For a
+ * `Schema.TaggedClass` kind, a success is `void` and a failure is as the
+ * handler failed. For a `Schema.TaggedRequest` kind, the success and each
+ * typed failure make a round trip through the kind's schemas; one that does
+ * not encode (or decode) is replaced by a `SequentOutcomeError`. The
+ * executor's own errors, defects and interruptions are passed on as they are.
+ *
+ * @internal
+ */
+export const outcome = <T extends { readonly _tag: string }>(
+  kinds: ReadonlyMap<string, AnyTaskKind>,
+  task: T,
+  exit: Exit.Exit<unknown, unknown>
+): Effect.Effect<SuccessOf<T>, FailureOf<T> | OutcomeError<T>> => {
+  const kind = kinds.get(task._tag)
+  let answer: Effect.Effect<unknown, unknown>
+  if (kind === undefined || !isRequestKind(kind)) answer = Exit.isSuccess(exit) || isDuplicate(exit) ? Effect.void : exit
+  else if (Exit.isSuccess(exit)) answer = roundTrip(kind, "success", exit.value)
+  else answer = Effect.flatMap(roundTripCause(kind, exit.cause), (cause) => Effect.failCause(cause))
+  return answer as Effect.Effect<SuccessOf<T>, FailureOf<T> | OutcomeError<T>>
 }

@@ -49,7 +49,7 @@ export * as Observability from "./Observability.js"
 
 export { type LaneStatus, type SequentEvent, type SequentStatus, type TaskStatus } from "./Observability.js"
 
-export { SequentInvalidTaskError } from "./SequentError.js"
+export { SequentDuplicateTaskError, SequentInvalidTaskError, SequentOutcomeError } from "./SequentError.js"
 
 export * as TaskKind from "./TaskKind.js"
 

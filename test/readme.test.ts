@@ -25,7 +25,8 @@ const lastLines: Record<string, string> = {
   "02-retry.ts": "done after 3 calls",
   "03-submit.ts": "value 42, error rejected",
   "04-flush-stop.ts": "Sequent is stopped: it accepts no new tasks",
-  "20-durable.ts": "charges made: 1, dead letters: 0"
+  "20-durable.ts": "charges made: 1, dead letters: 0",
+  "21-durable-request.ts": "charged r-o-1; card declined for o-3"
 }
 
 describe("README", () => {

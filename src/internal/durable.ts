@@ -17,7 +17,7 @@ import type { DurableScheduleError, DurableSequent, DurableTask, DurableTaskOpti
 import type { Journal, JournalEntry, JournalError, JournalRecord } from "../Journal.js"
 import type { SequentOptions } from "../Sequent.js"
 import { SequentInvalidTaskError } from "../SequentError.js"
-import type { AnyTaskKind, TaskHandlers } from "../TaskKind.js"
+import { type AnyTaskKind, outcome, type TaskHandlers } from "../TaskKind.js"
 import * as JournalStore from "./durableStore.js"
 import type { Executor } from "./executor.js"
 import { control, makeExecutor } from "./sequent.js"
@@ -143,7 +143,10 @@ export const make = (
       schedule: (task, options) => schedule(task, options, undefined),
       submit: (task, options) =>
         Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
-          Effect.zipRight(schedule(task, options, deferred), Deferred.await(deferred))),
+          Effect.zipRight(
+            schedule(task, options, deferred),
+            Effect.flatMap(Effect.exit(Deferred.await(deferred)), (exit) => outcome(handlers.kinds, task, exit))
+          )),
       deadLetters: journal.deadLetters,
       // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
       resume: (key) => Effect.zipRight(store.unhalt(key), base.resume(key)),

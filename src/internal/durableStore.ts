@@ -28,6 +28,7 @@ import type {
   JournalNotFoundError,
   JournalRecord
 } from "../Journal.js"
+import { SequentDuplicateTaskError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
 import type { Job } from "./lane.js"
 import type { Intake, Store } from "./store.js"
@@ -128,10 +129,9 @@ class Holdings {
   /** Queues the jobs of an append that answered; an id that was already kept is not kept again. */
   appended(batch: ReadonlyArray<Appending>, results: ReadonlyArray<AppendResult>): void {
     results.forEach((result, index) => {
-      const { job, key } = batch[index]!
-      // its waiter returns at once
+      const { entry, job, key } = batch[index]!
       if (result.inserted) this.hold(key, job, result.seq, true)
-      else this.intake.release(job, Exit.void)
+      else this.intake.release(job, Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id })))
     })
   }
 
