@@ -68,6 +68,10 @@ export interface Tasks {
   readonly context: Context.Context<unknown>
 }
 
+/** What the waiter of a task gets when its id was already pending or dead-lettered, so nothing was stored. */
+const duplicate = (entry: JournalEntry): Exit.Exit<never, SequentDuplicateTaskError> =>
+  Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id }))
+
 /** An offered task on its way into the journal. */
 interface Appending {
   readonly key: string | undefined
@@ -131,7 +135,7 @@ class Holdings {
     results.forEach((result, index) => {
       const { entry, job, key } = batch[index]!
       if (result.inserted) this.hold(key, job, result.seq, true)
-      else this.intake.release(job, Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id })))
+      else this.intake.release(job, duplicate(entry))
     })
   }
 
@@ -156,7 +160,8 @@ class Holdings {
         this.hold(appending.key, appending.job, record.seq, true)
       }
     }
-    for (const appending of ours.values()) this.intake.release(appending.job, Exit.void)
+    // not stored now: already kept (the batch then counts as stored), or not stored at all (it fails)
+    for (const { entry, job } of ours.values()) this.intake.release(job, duplicate(entry))
     return { adopted, deadLetters }
   }
 
