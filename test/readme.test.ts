@@ -2,8 +2,9 @@
  * The README tells the truth: every TypeScript block in it is either a whole
  * file under examples/readme/ (each of which runs to completion here), or a
  * verbatim excerpt of a program under examples/ (run by its own test). Every
- * file under examples/ is type-checked by `npm run check`. Every file the
- * README links to ships in the package.
+ * file under examples/ is type-checked by `npm run check`. The install
+ * commands are examples/install.sh, which .ci/package-check runs, and every
+ * file the README links to ships in the package.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
@@ -21,6 +22,8 @@ const programs = readdirSync(join(root, "examples"), { recursive: true, encoding
   .map((file) => readFileSync(join(root, "examples", file), "utf8"))
 
 const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { readonly files: ReadonlyArray<string> }
+/** The README's `## Install` section, up to the next section. */
+const installSection = readme.match(/^## Install\n([\s\S]*?)^## /m)?.[1] ?? ""
 /** Relative links: `[text](path)`, without web addresses and anchors. */
 const links = Array.from(new Set(Array.from(readme.matchAll(/\]\(([^)#:]+)\)/g), (match) => match[1]!)))
 
@@ -36,6 +39,12 @@ const lastLines: Record<string, string> = {
 describe("README", () => {
   it("has TypeScript examples", () => {
     assert.isAtLeast(blocks.length, 5)
+  })
+
+  it("its install commands are examples/install.sh, verbatim", () => {
+    const block = installSection.match(/```sh\n([\s\S]*?)```/)?.[1]
+    assert.isDefined(block, "no sh block in the Install section")
+    assert.strictEqual(block, readFileSync(join(root, "examples", "install.sh"), "utf8"))
   })
 
   it("every file it links to exists and ships in the package (package.json files)", () => {
