@@ -2,11 +2,13 @@
  * The README tells the truth: every TypeScript block in it is either a whole
  * file under examples/readme/ (each of which runs to completion here), or a
  * verbatim excerpt of a program under examples/ (run by its own test). Every
- * file under examples/ is type-checked by `npm run check`.
+ * file under examples/ is type-checked by `npm run check`. The install
+ * commands are examples/install.sh, which .ci/package-check runs, and every
+ * file the README links to ships in the package.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
-import { readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 
 const root = join(import.meta.dirname, "..")
@@ -18,6 +20,12 @@ const sources = new Map(files.map((file) => [file, readFileSync(join(dir, file),
 const programs = readdirSync(join(root, "examples"), { recursive: true, encoding: "utf8" })
   .filter((file) => file.endsWith(".ts") && !file.startsWith("readme"))
   .map((file) => readFileSync(join(root, "examples", file), "utf8"))
+
+const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { readonly files: ReadonlyArray<string> }
+/** The README's `## Install` section, up to the next section. */
+const installSection = readme.match(/^## Install\n([\s\S]*?)^## /m)?.[1] ?? ""
+/** Relative links: `[text](path)`, without web addresses and anchors. */
+const links = Array.from(new Set(Array.from(readme.matchAll(/\]\(([^)#:]+)\)/g), (match) => match[1]!)))
 
 /** What each runnable example prints last, as the README describes it. */
 const lastLines: Record<string, string> = {
@@ -32,6 +40,21 @@ const lastLines: Record<string, string> = {
 describe("README", () => {
   it("has TypeScript examples", () => {
     assert.isAtLeast(blocks.length, 5)
+  })
+
+  it("its install commands are examples/install.sh, verbatim", () => {
+    const block = installSection.match(/```sh\n([\s\S]*?)```/)?.[1]
+    assert.isDefined(block, "no sh block in the Install section")
+    assert.strictEqual(block, readFileSync(join(root, "examples", "install.sh"), "utf8"))
+  })
+
+  it("every file it links to exists and ships in the package (package.json files)", () => {
+    assert.isAtLeast(links.length, 5)
+    for (const link of links) {
+      assert.isTrue(existsSync(join(root, link)), `the README links to ${link}, which does not exist`)
+      const shipped = manifest.files.some((entry) => link === entry || link.startsWith(`${entry}/`))
+      assert.isTrue(shipped, `the README links to ${link}, which package.json's files leave out of the package`)
+    }
   })
 
   blocks.forEach((block, index) => {
