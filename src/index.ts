@@ -47,7 +47,7 @@ export {
 
 export * as Observability from "./Observability.js"
 
-export { type LaneStatus, type SequentEvent, type SequentStatus, type TaskStatus } from "./Observability.js"
+export { type LaneStatus, SequentEvent, type SequentStatus, type TaskStatus } from "./Observability.js"
 
 export { SequentInvalidTaskError } from "./SequentError.js"
 

@@ -26,6 +26,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import { SequentEvent as RootSequentEvent } from "effect-sequent"
 import { Sequent, type SequentOptions } from "../src/index.js"
 import { MetricNames, type SequentMetrics, SequentEvent } from "../src/Observability.js"
 import { failing, settle } from "./support.js"
@@ -298,6 +299,44 @@ describe("events", () => {
         // stop: the running task, then the queued one
         SequentEvent.Dropped({ task: 3, key: undefined, attempts: 1, at: 130 }),
         SequentEvent.Dropped({ task: 4, key: undefined, attempts: 0, at: 130 })
+      ])
+    }).pipe(Effect.withRandomFixed([0.5]), quiet))
+
+  it.scoped("SequentEvent from the package root is a value: its $match names every event of a run", () =>
+    Effect.gen(function*() {
+      const sequent = yield* make({ name: "events-match", retry: Schedule.recurs(1) })
+      const events = yield* sequent.subscribe
+      yield* Effect.exit(sequent.submit(Effect.fail("down"), { key: "a" }))
+      yield* sequent.pause("a")
+      yield* sequent.resume("a")
+      yield* sequent.submit(Effect.void)
+      yield* sequent.schedule(Effect.never)
+      yield* settle()
+      yield* sequent.stop
+      const described = Chunk.toArray(yield* Queue.takeAll(events)).map(RootSequentEvent.$match({
+        Scheduled: ({ task }) => `scheduled ${task}`,
+        Started: ({ attempt, task }) => `started ${task}.${attempt}`,
+        AttemptFailed: ({ attempt, task }) => `failed ${task}.${attempt}`,
+        Succeeded: ({ task }) => `succeeded ${task}`,
+        GaveUp: ({ attempts, task }) => `gave up ${task} after ${attempts}`,
+        Dropped: ({ task }) => `dropped ${task}`,
+        Paused: ({ key }) => `paused ${key}`,
+        Resumed: ({ key }) => `resumed ${key}`
+      }))
+      assert.deepStrictEqual(described, [
+        "scheduled 1",
+        "started 1.1",
+        "failed 1.1",
+        "started 1.2",
+        "gave up 1 after 2",
+        "paused a",
+        "resumed a",
+        "scheduled 2",
+        "started 2.1",
+        "succeeded 2",
+        "scheduled 3",
+        "started 3.1",
+        "dropped 3"
       ])
     }).pipe(Effect.withRandomFixed([0.5]), quiet))
 
