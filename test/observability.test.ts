@@ -535,7 +535,7 @@ describe("status", () => {
       })
     }).pipe(quiet))
 
-  it.scoped("while flush waits, the state is flushing", () =>
+  it.scoped("while flush waits, the state is flushing; once it has finished, closed; after stop, stopped", () =>
     Effect.gen(function*() {
       const sequent = yield* make({ name: "status-flushing" })
       const gate = yield* Deferred.make<void>()
@@ -547,11 +547,29 @@ describe("status", () => {
       yield* Fiber.join(flushing)
       assert.deepStrictEqual(yield* sequent.status, {
         name: "status-flushing",
-        state: "flushing",
+        state: "closed",
         size: 0,
         paused: false,
         lanes: []
       })
+      yield* sequent.stop
+      assert.strictEqual((yield* sequent.status).state, "stopped")
+    }))
+
+  it.scoped("a flush begun from inside a task reads flushing until the queue has drained, then closed", () =>
+    Effect.gen(function*() {
+      const sequent = yield* make({ name: "status-flush-inside" })
+      const gate = yield* Deferred.make<void>()
+      yield* sequent.schedule(sequent.flush)
+      yield* sequent.schedule(Deferred.await(gate))
+      yield* settle()
+      assert.strictEqual((yield* sequent.status).state, "flushing")
+      yield* Deferred.succeed(gate, undefined)
+      yield* settle()
+      assert.deepStrictEqual(yield* Effect.all([sequent.size, Effect.map(sequent.status, (status) => status.state)]), [
+        0,
+        "closed"
+      ])
     }))
 })
 

@@ -615,7 +615,7 @@ export class Executor {
     }
     return {
       name: this.config.name,
-      state: this.phase === OPEN ? "open" : this.phase === FLUSHING ? "flushing" : "stopped",
+      state: this.phase === OPEN ? "open" : this.phase === STOPPED ? "stopped" : this.count === 0 ? "closed" : "flushing",
       size: this.count,
       paused: this.paused,
       lanes
