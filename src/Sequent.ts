@@ -125,7 +125,17 @@ export interface TaskOptions<E = unknown> {
 }
 
 /**
- * What `schedule` can fail with, given the task's options.
+ * `true` when options of type `O` may carry a `timeout`: they have the key, and
+ * its type is not only `undefined`. Distributes over a union of options.
+ */
+type MayTimeOut<O> = O extends unknown
+  ? "timeout" extends keyof O ? [O["timeout" & keyof O]] extends [undefined] ? never : true : never
+  : never
+
+/**
+ * What `schedule` can fail with, given the task's options: `SequentOptionError`
+ * whenever a `timeout` may be given (a timeout that is not positive is refused
+ * at run time, so a `DurationInput | undefined` keeps the error in the type).
  *
  * @since 0.1.0
  * @category models
@@ -133,7 +143,7 @@ export interface TaskOptions<E = unknown> {
 export type ScheduleError<O> =
   | SequentClosedError
   | SequentFullError
-  | (O extends { readonly timeout: Duration.DurationInput } ? SequentOptionError : never)
+  | ([MayTimeOut<O>] extends [never] ? never : SequentOptionError)
 
 /**
  * What `submit` can fail with beyond the task's own errors: the `schedule`
@@ -148,7 +158,7 @@ export type SubmitError<A, O> =
   | ScheduleError<O>
   | SequentStoppedError
   | (false extends A ? SequentFalseError : never)
-  | (O extends { readonly timeout: Duration.DurationInput } ? SequentTimeoutError : never)
+  | ([MayTimeOut<O>] extends [never] ? never : SequentTimeoutError)
 
 /**
  * @since 0.1.0

@@ -2,7 +2,7 @@
  * Per-task policy (retry, timeout, isRetryable) and what happens when a task
  * gives up (deadLetter, onGiveUp).
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -13,7 +13,17 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
-import { type DeadLetter, Sequent, SequentOptionError, SequentTimeoutError } from "../src/index.js"
+import {
+  type DeadLetter,
+  type ScheduleError,
+  Sequent,
+  type SequentClosedError,
+  type SequentFullError,
+  SequentOptionError,
+  type SequentStoppedError,
+  SequentTimeoutError,
+  type TaskOptions
+} from "../src/index.js"
 import { failing, recordingLogger, settle } from "./support.js"
 
 class Flaky extends Data.TaggedError("Flaky")<{}> {}
@@ -98,6 +108,43 @@ describe("timeout", () => {
         assert.instanceOf(error, SequentOptionError)
         assert.strictEqual((error as SequentOptionError).option, "timeout")
       }
+    }))
+})
+
+describe("timeout in the types", () => {
+  const task = Effect.succeed(1)
+  type Refusals = SequentClosedError | SequentFullError
+
+  it.scoped("a timeout typed DurationInput | undefined keeps SequentOptionError in schedule's type, and fails with it", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const configured = 0 as Duration.DurationInput | undefined
+      const scheduled = sequent.schedule(task, { timeout: configured })
+      expectTypeOf(scheduled).toEqualTypeOf<Effect.Effect<void, Refusals | SequentOptionError>>()
+      const submitted = sequent.submit(task, { timeout: configured })
+      expectTypeOf(submitted).toEqualTypeOf<
+        Effect.Effect<number, Refusals | SequentOptionError | SequentStoppedError | SequentTimeoutError>
+      >()
+      const error = yield* Effect.flip(scheduled)
+      assert.instanceOf(error, SequentOptionError)
+      assert.strictEqual(error._tag === "SequentOptionError" && error.option, "timeout")
+    }))
+
+  it.scoped("options without a timeout, or with one that is only undefined, keep it out; a TaskOptions value keeps it in", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const typed: TaskOptions = {}
+      expectTypeOf(sequent.schedule(task)).toEqualTypeOf<Effect.Effect<void, Refusals>>()
+      expectTypeOf(sequent.schedule(task, { key: "a" })).toEqualTypeOf<Effect.Effect<void, Refusals>>()
+      expectTypeOf(sequent.schedule(task, { timeout: undefined })).toEqualTypeOf<Effect.Effect<void, Refusals>>()
+      expectTypeOf(sequent.schedule(task, { timeout: "1 second" }))
+        .toEqualTypeOf<Effect.Effect<void, Refusals | SequentOptionError>>()
+      expectTypeOf(sequent.schedule(task, typed)).toEqualTypeOf<Effect.Effect<void, Refusals | SequentOptionError>>()
+      expectTypeOf<ScheduleError<{ readonly key: "a" } | { readonly timeout: 5 }>>()
+        .toEqualTypeOf<Refusals | SequentOptionError>()
+      // and at run time: a task without a timeout is accepted, and one with a positive timeout runs
+      yield* sequent.schedule(task, { timeout: undefined })
+      assert.strictEqual(yield* sequent.submit(task, typed), 1)
     }))
 })
 
