@@ -26,6 +26,7 @@ import type * as Scope from "effect/Scope"
 import { makeBatcher } from "./internal/batcher.js"
 import type { JobHooks } from "./internal/executor.js"
 import type { Job } from "./internal/lane.js"
+import { refuseInDurableMode } from "./internal/options.js"
 import {
   type AppendResult,
   type DeadLetter,
@@ -48,6 +49,17 @@ import { type AnyTaskKind, TaskHandlers, type TaskKinds, type TaskOf } from "./T
 export interface DurableTask {
   readonly _tag: string
 }
+
+/**
+ * Options of a durable executor: those of {@link Sequent.layer} but `capacity`
+ * and `onFull`. The journal holds every task it accepts, so there is no
+ * capacity to reach; given anyway (by a caller the types do not reach), they
+ * make the executor die with a `SequentOptionError`, like any invalid option.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DurableOptions extends Omit<SequentOptions, "capacity" | "onFull"> {}
 
 /**
  * Options of one durable task.
@@ -205,9 +217,10 @@ const keyOf = (lane: string): string | undefined => lane === "" ? undefined : la
  * @category constructors
  */
 export const make = (
-  options: SequentOptions = {}
+  options: DurableOptions = {}
 ): Effect.Effect<DurableSequent.Service, JournalError, Journal | TaskHandlers | Scope.Scope> =>
   Effect.gen(function*() {
+    yield* Effect.orDie(refuseInDurableMode(options))
     const journal = yield* Journal
     const handlers = yield* TaskHandlers
     const clock = yield* Effect.clock
@@ -388,6 +401,6 @@ export const make = (
  * @category layers
  */
 export const layer = (
-  options?: SequentOptions
+  options?: DurableOptions
 ): Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers> => Layer.scoped(DurableSequent, make(options))
 

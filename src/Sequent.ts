@@ -9,11 +9,9 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -22,6 +20,7 @@ import type * as Tracer from "effect/Tracer"
 import { Executor, type GiveUp, type JobHooks } from "./internal/executor.js"
 import type { Policy } from "./internal/lane.js"
 import { noMetrics, Observer } from "./internal/observer.js"
+import { decodeExecutorOptions, taskPolicy } from "./internal/options.js"
 import { metrics, type SequentEvent, type SequentMetrics, type SequentStatus } from "./Observability.js"
 import {
   type SequentClosedError,
@@ -56,6 +55,9 @@ export type DeadLetter = GiveUp
 
 /**
  * Options of an executor, given to {@link Sequent.layer} or {@link Sequent.make}.
+ *
+ * A value out of range or of the wrong kind is a programming error: building
+ * the executor dies with a `SequentOptionError` that names the option.
  *
  * @since 0.1.0
  * @category models
@@ -215,50 +217,17 @@ export declare namespace Sequent {
   }
 }
 
-const invalid = (option: string, reason: string) => Either.left(new SequentOptionError({ option, reason }))
-
-const decodeConcurrency = (concurrency: SequentOptions["concurrency"]): Either.Either<number, SequentOptionError> => {
-  if (concurrency === undefined) return Either.right(1)
-  if (concurrency === "unbounded") return Either.right(Infinity)
-  return Number.isInteger(concurrency) && concurrency >= 1
-    ? Either.right(concurrency)
-    : invalid("concurrency", `expected a whole number >= 1 or "unbounded", got ${concurrency}`)
-}
-
-const decodeCapacity = (capacity: SequentOptions["capacity"]): Either.Either<number, SequentOptionError> => {
-  if (capacity === undefined) return Either.right(Infinity)
-  return Number.isInteger(capacity) && capacity >= 1
-    ? Either.right(capacity)
-    : invalid("capacity", `expected a whole number >= 1, got ${capacity}`)
-}
-
-const decodeEventBuffer = (eventBuffer: SequentOptions["eventBuffer"]): Either.Either<number, SequentOptionError> => {
-  if (eventBuffer === undefined) return Either.right(4096)
-  return Number.isInteger(eventBuffer) && eventBuffer >= 1
-    ? Either.right(eventBuffer)
-    : invalid("eventBuffer", `expected a whole number >= 1, got ${eventBuffer}`)
-}
-
 /** Effect's built-in tracer, to tell whether another one is installed. */
 const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
-
-const decodeTimeout = (
-  timeout: Duration.DurationInput | undefined
-): Either.Either<Duration.Duration | undefined, SequentOptionError> => {
-  if (timeout === undefined) return Either.right(undefined)
-  const duration = Duration.decodeUnknown(timeout)
-  return Option.isSome(duration) && Duration.greaterThan(duration.value, Duration.zero)
-    ? Either.right(duration.value)
-    : invalid("timeout", `expected a positive duration, got ${String(timeout)}`)
-}
 
 /**
  * Builds an executor whose worker runs until the scope closes. Closing the scope
  * flushes for at most `closeGracePeriod`, then stops, logging a warning with the
  * number of tasks dropped, if any.
  *
- * Invalid options (a `concurrency` or `capacity` below 1) are a programming
- * error: the effect dies with a `SequentOptionError`.
+ * Invalid options (a `concurrency` below 1, a `retry` that is not a `Schedule`,
+ * an `onFull` that is neither `"wait"` nor `"fail"`, ...) are a programming
+ * error: the effect dies with a `SequentOptionError` naming the option.
  *
  * @since 0.1.0
  * @category constructors
@@ -276,29 +245,26 @@ export const makeCore = (
   hooks: JobHooks | undefined
 ): Effect.Effect<{ readonly service: Sequent.Service; readonly executor: Executor }, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const concurrency = yield* Effect.orDie(decodeConcurrency(options.concurrency))
-    const capacity = yield* Effect.orDie(decodeCapacity(options.capacity))
-    const eventBuffer = yield* Effect.orDie(decodeEventBuffer(options.eventBuffer))
-    const name = options.name ?? "default"
+    const settings = yield* Effect.orDie(decodeExecutorOptions(options, defaultRetry))
+    const { name, eventBuffer } = settings
     const config = {
       name,
-      policy: { retry: options.retry ?? defaultRetry, timeout: undefined, isRetryable: undefined } satisfies Policy,
-      concurrency,
-      capacity,
-      onFull: options.onFull ?? "wait",
-      onGiveUp: options.onGiveUp ?? "continue",
+      policy: { retry: settings.retry, timeout: undefined, isRetryable: undefined } satisfies Policy,
+      concurrency: settings.concurrency,
+      capacity: settings.capacity,
+      onFull: settings.onFull,
+      onGiveUp: settings.onGiveUp,
       hooks,
-      deadLetter: options.deadLetter,
-      grace: Duration.decode(options.closeGracePeriod ?? Duration.seconds(30))
+      deadLetter: settings.deadLetter,
+      grace: settings.closeGracePeriod
     } as const
     const fibers = yield* FiberSet.make<void, never>()
     const run = yield* FiberSet.runtime(fibers)<never>()
     const clock = yield* Effect.clock
     const tracer = yield* Effect.tracer
-    const spans = options.spans ?? "auto"
-    const traced = spans === "auto" ? tracer !== builtInTracer : spans
+    const traced = settings.spans === "auto" ? tracer !== builtInTracer : settings.spans
     const executorMetrics = metrics(name)
-    const observer = new Observer(options.metrics === false ? noMetrics : executorMetrics, options.laneMetrics ?? false, eventBuffer, clock, traced ? tracer : undefined)
+    const observer = new Observer(settings.metrics ? executorMetrics : noMetrics, settings.laneMetrics, eventBuffer, clock, traced ? tracer : undefined)
     const executor = new Executor(
       config,
       observer,
@@ -322,17 +288,6 @@ export const makeCore = (
       })
     )
 
-    const policyFor = (task: TaskOptions<any> | undefined): Either.Either<Policy, SequentOptionError> => {
-      if (task === undefined || (task.retry === undefined && task.timeout === undefined && task.isRetryable === undefined)) {
-        return Either.right(config.policy)
-      }
-      return Either.map(decodeTimeout(task.timeout), (timeout) => ({
-        retry: task.retry ?? config.policy.retry,
-        timeout,
-        isRetryable: task.isRetryable
-      }))
-    }
-
     const offer = (
       task: Effect.Effect<unknown, unknown, unknown>,
       options: TaskOptions<any> | undefined,
@@ -341,10 +296,10 @@ export const makeCore = (
       Effect.withFiberRuntime((fiber) => {
         const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<unknown>
         if (options === undefined) return executor.offer(undefined, task, context, config.policy, deferred)
-        const policy = policyFor(options)
-        return Either.isLeft(policy)
-          ? Effect.fail(policy.left)
-          : executor.offer(options.key, task, context, policy.right, deferred)
+        const policy = taskPolicy(options, config.policy)
+        return policy instanceof SequentOptionError
+          ? Effect.fail(policy)
+          : executor.offer(options.key, task, context, policy, deferred)
       })
 
     const service: Sequent.Service = {

@@ -26,6 +26,7 @@ export {
 } from "./SequentError.js"
 
 export {
+  type DurableOptions,
   type DurableScheduleError,
   DurableSequent,
   type DurableTask,

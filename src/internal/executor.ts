@@ -62,7 +62,8 @@ export interface ExecutorConfig {
   readonly capacity: number
   readonly onFull: "wait" | "fail"
   readonly onGiveUp: "continue" | "halt"
-  readonly deadLetter: ((giveUp: GiveUp) => Effect.Effect<void>) | undefined
+  /** Runs with the services it needs already provided; its failures are logged and ignored. */
+  readonly deadLetter: ((giveUp: GiveUp) => Effect.Effect<unknown, unknown>) | undefined
 }
 
 type Run = (
