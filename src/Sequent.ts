@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import type * as LogLevel from "effect/LogLevel"
 import type * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -54,6 +55,16 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
 export type DeadLetter = GiveUp
 
 /**
+ * The level at which an executor logs each failed attempt: one of Effect's
+ * `LogLevel` literals, or `"None"` for no log. (`"All"` is left out: a message
+ * at that level is below every minimum level, so no logger would show it.)
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AttemptLogLevel = Exclude<LogLevel.Literal, "All">
+
+/**
  * Options of an executor, given to {@link Sequent.layer} or {@link Sequent.make}.
  *
  * A value out of range or of the wrong kind is a programming error: building
@@ -86,6 +97,13 @@ export interface SequentOptions {
   readonly onGiveUp?: "continue" | "halt" | undefined
   /** Receives every task that gave up, before its lane moves on. Its failures are logged and ignored. */
   readonly deadLetter?: ((deadLetter: DeadLetter) => Effect.Effect<void>) | undefined
+  /**
+   * The level each failed attempt that will be retried is logged at, in one
+   * line without a stack (`Sequent: attempt 3 failed: HttpError: 503 from
+   * backend`); `"None"` logs nothing. Default: `"Warning"`. A task that gives up
+   * is always logged at Error, with its whole cause.
+   */
+  readonly attemptLogLevel?: AttemptLogLevel | undefined
   /** The executor's name: the `executor` tag of its metrics, and the `name` of its status. Default: `"default"`. */
   readonly name?: string | undefined
   /**
@@ -256,6 +274,7 @@ export const makeCore = (
       onGiveUp: settings.onGiveUp,
       hooks,
       deadLetter: settings.deadLetter,
+      attemptLogLevel: settings.attemptLogLevel,
       grace: settings.closeGracePeriod
     } as const
     const fibers = yield* FiberSet.make<void, never>()

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 export {
+  type AttemptLogLevel,
   type DeadLetter,
   defaultRetry,
   layer,

@@ -67,7 +67,17 @@ const refusedByBoth: ReadonlyArray<readonly [string, Record<string, unknown>, st
   ["metrics", { metrics: "yes" }, `expected a boolean, got "yes"`],
   ["laneMetrics", { laneMetrics: 1 }, "expected a boolean, got 1"],
   ["spans", { spans: "sometimes" }, `expected a boolean or "auto", got "sometimes"`],
-  ["deadLetter", { deadLetter: "a handler" }, `expected a function, got "a handler"`]
+  ["deadLetter", { deadLetter: "a handler" }, `expected a function, got "a handler"`],
+  [
+    "attemptLogLevel",
+    { attemptLogLevel: "warning" },
+    `expected one of "Fatal", "Error", "Warning", "Info", "Debug", "Trace", "None", got "warning"`
+  ],
+  [
+    "attemptLogLevel",
+    { attemptLogLevel: "All" },
+    `expected one of "Fatal", "Error", "Warning", "Info", "Debug", "Trace", "None", got "All"`
+  ]
 ]
 
 /** Options only the in-memory executor has, refused in their own right. */
@@ -112,6 +122,7 @@ describe("executor options", () => {
           { closeGracePeriod: [0, 0] },
           { concurrency: "unbounded" },
           { concurrency: 1 },
+          { attemptLogLevel: "None" },
           { spans: false },
           { name: "" },
           { retry: Schedule.stop },

@@ -19,6 +19,7 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import type * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import type * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
@@ -33,6 +34,7 @@ import {
 } from "../SequentError.js"
 import { BACKOFF, IDLE, Job, Lane, NO_RETRY_STATE, type Policy, READY, RUNNING, WAITING } from "./lane.js"
 import type { Observer } from "./observer.js"
+import { logAttemptFailed, logGaveUp } from "./render.js"
 
 /** @internal */
 export interface GiveUp {
@@ -64,6 +66,8 @@ export interface ExecutorConfig {
   readonly onGiveUp: "continue" | "halt"
   /** Runs with the services it needs already provided; its failures are logged and ignored. */
   readonly deadLetter: ((giveUp: GiveUp) => Effect.Effect<unknown, unknown>) | undefined
+  /** The level failed attempts are logged at; `LogLevel.None` for no log. */
+  readonly attemptLogLevel: LogLevel.LogLevel
 }
 
 type Run = (
@@ -496,9 +500,7 @@ export class Executor {
       return Effect.zipRight(
         hooks === undefined ? Effect.void : hooks.attemptFailed(job),
         Effect.zipRight(
-        Effect.logWarning("Sequent: attempt failed, retrying", cause).pipe(
-          Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${Math.round(delay)}ms` })
-        ),
+        logAttemptFailed(this.config.attemptLogLevel, job.attempts, lane.key, delay, cause),
         Effect.suspend(() => this.retryAfter(worker, lane, delay))
       ))
     } })
@@ -524,9 +526,7 @@ export class Executor {
     this.observer.lastAttemptFailed(lane)
     const attempts = job.attempts
     const handler = this.config.deadLetter
-    const report = Effect.logError("Sequent: task gave up", cause).pipe(
-      Effect.annotateLogs({ attempts, key: lane.key ?? "(default)" })
-    )
+    const report = logGaveUp(attempts, lane.key, cause)
     const deliver = Effect.sync(() => {
       const span = lane.span
       lane.shift()

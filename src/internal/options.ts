@@ -9,6 +9,7 @@
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { SequentOptionError } from "../SequentError.js"
@@ -64,6 +65,12 @@ const flag = is("a boolean", (value): value is boolean => typeof value === "bool
 const spans = is(`a boolean or "auto"`, (value): value is boolean | "auto" => typeof value === "boolean" || value === "auto")
 const onFull = oneOf("wait", "fail")
 const onGiveUp = oneOf("continue", "halt")
+/** Effect's log levels but `"All"`, which is below every minimum level; `"None"` turns the log off. */
+const levels = oneOf("Fatal", "Error", "Warning", "Info", "Debug", "Trace", "None")
+const logLevel = rule(levels.expected, (value) => {
+  const level = levels.read(value)
+  return level === undefined ? undefined : LogLevel.fromLiteral(level)
+})
 
 /** A value as a reason shows it: strings quoted, so that `"1"` and `1` read apart. */
 const show = (value: unknown): string =>
@@ -99,6 +106,7 @@ export interface ExecutorOptionsInput<R> {
   readonly onFull?: unknown
   readonly onGiveUp?: unknown
   readonly deadLetter?: ((giveUp: GiveUp) => Effect.Effect<unknown, unknown, R>) | undefined
+  readonly attemptLogLevel?: unknown
   readonly name?: unknown
   readonly metrics?: unknown
   readonly laneMetrics?: unknown
@@ -115,6 +123,8 @@ export interface ExecutorSettings<R> {
   readonly onFull: "wait" | "fail"
   readonly onGiveUp: "continue" | "halt"
   readonly deadLetter: ((giveUp: GiveUp) => Effect.Effect<unknown, unknown, R>) | undefined
+  /** `LogLevel.None`: failed attempts are not logged. */
+  readonly attemptLogLevel: LogLevel.LogLevel
   readonly name: string
   readonly metrics: boolean
   readonly laneMetrics: boolean
@@ -140,6 +150,7 @@ export const decodeExecutorOptions = <R>(
         onFull: yield* read("onFull", options.onFull, onFull, "wait"),
         onGiveUp: yield* read("onGiveUp", options.onGiveUp, onGiveUp, "continue"),
         deadLetter: yield* readOptional("deadLetter", options.deadLetter, fn<NonNullable<ExecutorSettings<R>["deadLetter"]>>()),
+        attemptLogLevel: yield* read("attemptLogLevel", options.attemptLogLevel, logLevel, LogLevel.Warning),
         name: yield* read("name", options.name, text, "default"),
         metrics: yield* read("metrics", options.metrics, flag, true),
         laneMetrics: yield* read("laneMetrics", options.laneMetrics, flag, false),
