@@ -55,11 +55,12 @@ export interface DurableTask {
  * and `onFull`. The journal holds every task it accepts, so there is no
  * capacity to reach; given anyway (by a caller the types do not reach), they
  * make the executor die with a `SequentOptionError`, like any invalid option.
+ * `R` is what the `deadLetter` handler requires.
  *
  * @since 0.1.0
  * @category models
  */
-export interface DurableOptions extends Omit<SequentOptions, "capacity" | "onFull"> {}
+export interface DurableOptions<R = never> extends Omit<SequentOptions<R>, "capacity" | "onFull"> {}
 
 /**
  * Options of one durable task.
@@ -216,9 +217,9 @@ const keyOf = (lane: string): string | undefined => lane === "" ? undefined : la
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  options: DurableOptions = {}
-): Effect.Effect<DurableSequent.Service, JournalError, Journal | TaskHandlers | Scope.Scope> =>
+export const make = <R = never>(
+  options: DurableOptions<R> = {}
+): Effect.Effect<DurableSequent.Service, JournalError, Journal | TaskHandlers | Scope.Scope | R> =>
   Effect.gen(function*() {
     yield* Effect.orDie(refuseInDurableMode(options))
     const journal = yield* Journal
@@ -400,7 +401,7 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
-  options?: DurableOptions
-): Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers> => Layer.scoped(DurableSequent, make(options))
+export const layer = <R = never>(
+  options?: DurableOptions<R>
+): Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers | R> => Layer.scoped(DurableSequent, make(options))
 

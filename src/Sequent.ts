@@ -18,7 +18,8 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
-import { Executor, type GiveUp, type JobHooks } from "./internal/executor.js"
+import type * as internal from "./internal/executor.js"
+import { Executor, type JobHooks } from "./internal/executor.js"
 import type { Policy } from "./internal/lane.js"
 import { noMetrics, Observer } from "./internal/observer.js"
 import { decodeExecutorOptions, taskPolicy } from "./internal/options.js"
@@ -47,7 +48,18 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
 
 /**
  * How a task that gave up (its retry schedule ran out, or it failed with an
- * error its `isRetryable` rejects) is reported to the `deadLetter` handler.
+ * error its `isRetryable` rejects) is reported to the `deadLetter` handler:
+ * its lane's `key` (undefined for the default lane), the `attempts` it made,
+ * and the `cause` of its last failure.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GiveUp extends internal.GiveUp {}
+
+/**
+ * The argument of the `deadLetter` handler: the same as {@link GiveUp}, under
+ * the name it first had (not the journal's `DeadLetter` record).
  *
  * @since 0.1.0
  * @category models
@@ -66,6 +78,7 @@ export type AttemptLogLevel = Exclude<LogLevel.Literal, "All">
 
 /**
  * Options of an executor, given to {@link Sequent.layer} or {@link Sequent.make}.
+ * `R` is what the `deadLetter` handler requires: the layer requires it in turn.
  *
  * A value out of range or of the wrong kind is a programming error: building
  * the executor dies with a `SequentOptionError` that names the option.
@@ -73,7 +86,7 @@ export type AttemptLogLevel = Exclude<LogLevel.Literal, "All">
  * @since 0.1.0
  * @category models
  */
-export interface SequentOptions {
+export interface SequentOptions<R = never> {
   /** The retry schedule of every task that has none of its own. Default: {@link defaultRetry}. */
   readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
   /**
@@ -95,8 +108,13 @@ export interface SequentOptions {
    * default), or halts until `resume(key)` (`"halt"`).
    */
   readonly onGiveUp?: "continue" | "halt" | undefined
-  /** Receives every task that gave up, before its lane moves on. Its failures are logged and ignored. */
-  readonly deadLetter?: ((deadLetter: DeadLetter) => Effect.Effect<void>) | undefined
+  /**
+   * Receives every task that gave up, before its lane moves on. It runs with
+   * the services of the context the executor is built in (`R`, which the
+   * layer requires). Its failures, defects included, are logged at Error and
+   * ignored.
+   */
+  readonly deadLetter?: ((giveUp: GiveUp) => Effect.Effect<unknown, unknown, R>) | undefined
   /**
    * The level each failed attempt that will be retried is logged at, in one
    * line without a stack (`Sequent: attempt 3 failed: HttpError: 503 from
@@ -241,7 +259,8 @@ const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 /**
  * Builds an executor whose worker runs until the scope closes. Closing the scope
  * flushes for at most `closeGracePeriod`, then stops, logging a warning with the
- * number of tasks dropped, if any.
+ * number of tasks dropped, if any. It requires what the `deadLetter` handler
+ * requires, and gives the handler those services.
  *
  * Invalid options (a `concurrency` below 1, a `retry` that is not a `Schedule`,
  * an `onFull` that is neither `"wait"` nor `"fail"`, ...) are a programming
@@ -250,7 +269,7 @@ const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
+export const make = <R = never>(options: SequentOptions<R> = {}): Effect.Effect<Sequent.Service, never, Scope.Scope | R> =>
   Effect.map(makeCore(options, undefined), (core) => core.service)
 
 /**
@@ -258,13 +277,16 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
  *
  * @internal
  */
-export const makeCore = (
-  options: SequentOptions,
+export const makeCore = <R>(
+  options: SequentOptions<R>,
   hooks: JobHooks | undefined
-): Effect.Effect<{ readonly service: Sequent.Service; readonly executor: Executor }, never, Scope.Scope> =>
+): Effect.Effect<{ readonly service: Sequent.Service; readonly executor: Executor }, never, Scope.Scope | R> =>
   Effect.gen(function*() {
     const settings = yield* Effect.orDie(decodeExecutorOptions(options, defaultRetry))
     const { name, eventBuffer } = settings
+    // the handler gets the services of the context the executor is built in, not those of the last task
+    const context = yield* Effect.context<R>()
+    const handler = settings.deadLetter
     const config = {
       name,
       policy: { retry: settings.retry, timeout: undefined, isRetryable: undefined } satisfies Policy,
@@ -273,7 +295,9 @@ export const makeCore = (
       onFull: settings.onFull,
       onGiveUp: settings.onGiveUp,
       hooks,
-      deadLetter: settings.deadLetter,
+      deadLetter: handler === undefined
+        ? undefined
+        : (giveUp: internal.GiveUp) => Effect.mapInputContext(handler(giveUp), (_: Context.Context<never>) => context),
       attemptLogLevel: settings.attemptLogLevel,
       grace: settings.closeGracePeriod
     } as const
@@ -367,14 +391,14 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
    *
    * @since 0.1.0
    */
-  static readonly layer = (options?: SequentOptions): Layer.Layer<Sequent> => layer(options)
+  static readonly layer = <R = never>(options?: SequentOptions<R>): Layer.Layer<Sequent, never, R> => layer(options)
 
   /**
    * Builds an executor in a scope, without a layer.
    *
    * @since 0.1.0
    */
-  static readonly make = (options?: SequentOptions): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
+  static readonly make = <R = never>(options?: SequentOptions<R>): Effect.Effect<Sequent.Service, never, Scope.Scope | R> =>
     make(options)
 
   /** @since 0.1.0 */
@@ -440,7 +464,8 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: SequentOptions): Layer.Layer<Sequent> => Layer.scoped(Sequent, make(options))
+export const layer = <R = never>(options?: SequentOptions<R>): Layer.Layer<Sequent, never, R> =>
+  Layer.scoped(Sequent, make(options))
 
 /**
  * The executor with the default policy: one lane at a time, retried with

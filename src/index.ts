@@ -7,6 +7,7 @@ export {
   type AttemptLogLevel,
   type DeadLetter,
   defaultRetry,
+  type GiveUp,
   layer,
   make,
   type ScheduleError,
