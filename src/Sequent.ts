@@ -269,7 +269,9 @@ const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
  * @since 0.1.0
  * @category constructors
  */
-export const make = <R = never>(options: SequentOptions<R> = {}): Effect.Effect<Sequent.Service, never, Scope.Scope | R> =>
+export const make = <R = never>(
+  options: SequentOptions<R> = {}
+): Effect.Effect<Sequent.Service, never, Scope.Scope | R> =>
   Effect.map(makeCore(options, undefined), (core) => core.service)
 
 /**
@@ -307,7 +309,13 @@ export const makeCore = <R>(
     const tracer = yield* Effect.tracer
     const traced = settings.spans === "auto" ? tracer !== builtInTracer : settings.spans
     const executorMetrics = metrics(name)
-    const observer = new Observer(settings.metrics ? executorMetrics : noMetrics, settings.laneMetrics, eventBuffer, clock, traced ? tracer : undefined)
+    const observer = new Observer(
+      settings.metrics ? executorMetrics : noMetrics,
+      settings.laneMetrics,
+      eventBuffer,
+      clock,
+      traced ? tracer : undefined
+    )
     const executor = new Executor(
       config,
       observer,
@@ -398,8 +406,9 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
    *
    * @since 0.1.0
    */
-  static readonly make = <R = never>(options?: SequentOptions<R>): Effect.Effect<Sequent.Service, never, Scope.Scope | R> =>
-    make(options)
+  static readonly make = <R = never>(
+    options?: SequentOptions<R>
+  ): Effect.Effect<Sequent.Service, never, Scope.Scope | R> => make(options)
 
   /** @since 0.1.0 */
   static readonly schedule = <A, E, R, const O extends TaskOptions<any> = {}>(

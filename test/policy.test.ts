@@ -18,7 +18,11 @@ import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import {
   type DeadLetter,
+  Durable,
+  DurableSequent,
   type GiveUp,
+  type Journal,
+  type JournalError,
   type ScheduleError,
   Sequent,
   type SequentClosedError,
@@ -27,6 +31,7 @@ import {
   SequentOptionError,
   type SequentStoppedError,
   SequentTimeoutError,
+  type TaskHandlers,
   type TaskOptions
 } from "../src/index.js"
 import { failing, recordingLogger, settle } from "./support.js"
@@ -374,13 +379,16 @@ describe("deadLetter handlers that fail or need services", () => {
       assert.deepStrictEqual(callerBox, [])
     }))
 
-  it("what a handler requires is what make and layer require; without one they require nothing", () => {
+  it("what a handler requires is what make and layer require, durable ones too; without one they require nothing", () => {
     const handler = (giveUp: GiveUp) => Effect.flatMap(LetterBox, (box) => Effect.sync(() => box.push(giveUp)))
     expectTypeOf(Sequent.make({ deadLetter: handler }))
       .toEqualTypeOf<Effect.Effect<Sequent.Service, never, Scope.Scope | LetterBox>>()
     expectTypeOf(Sequent.make()).toEqualTypeOf<Effect.Effect<Sequent.Service, never, Scope.Scope>>()
     expectTypeOf(Sequent.layer({ retry: Schedule.recurs(1) })).toEqualTypeOf<Layer.Layer<Sequent>>()
     expectTypeOf(SequentLive).toEqualTypeOf<Layer.Layer<Sequent>>()
+    expectTypeOf(Durable.layer({ deadLetter: handler }))
+      .toEqualTypeOf<Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers | LetterBox>>()
+    expectTypeOf(Durable.layer()).toEqualTypeOf<Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers>>()
     // the old name of the handler's argument is the same type
     expectTypeOf<DeadLetter>().toEqualTypeOf<GiveUp>()
     assert.isTrue(Layer.isLayer(Sequent.layer({ deadLetter: handler })))

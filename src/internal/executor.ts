@@ -616,7 +616,13 @@ export class Executor {
     }
     return {
       name: this.config.name,
-      state: this.phase === OPEN ? "open" : this.phase === STOPPED ? "stopped" : this.count === 0 ? "closed" : "flushing",
+      state: this.phase === OPEN
+        ? "open"
+        : this.phase === STOPPED
+        ? "stopped"
+        : this.count === 0
+        ? "closed"
+        : "flushing",
       size: this.count,
       paused: this.paused,
       lanes

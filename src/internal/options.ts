@@ -62,7 +62,10 @@ const schedule = is("a Schedule", (value): value is Schedule.Schedule<unknown, u
 const fn = <F>(): Rule<F> => is("a function", (value): value is F => typeof value === "function")
 const text = is("a string", (value): value is string => typeof value === "string")
 const flag = is("a boolean", (value): value is boolean => typeof value === "boolean")
-const spans = is(`a boolean or "auto"`, (value): value is boolean | "auto" => typeof value === "boolean" || value === "auto")
+const spans = is(
+  `a boolean or "auto"`,
+  (value): value is boolean | "auto" => typeof value === "boolean" || value === "auto"
+)
 const onFull = oneOf("wait", "fail")
 const onGiveUp = oneOf("continue", "halt")
 /** Effect's log levels but `"All"`, which is below every minimum level; `"None"` turns the log off. */
@@ -94,8 +97,13 @@ const read = <A>(option: string, value: unknown, rule: Rule<A>, fallback: A): Ei
   return decoded === undefined ? Either.left(refused(option, value, rule.expected)) : Either.right(decoded)
 }
 
-const readOptional = <A>(option: string, value: unknown, rule: Rule<A>): Either.Either<A | undefined, SequentOptionError> =>
-  read<A | undefined>(option, value, rule, undefined)
+const readOptional = <A>(
+  option: string,
+  value: unknown,
+  rule: Rule<A>
+): Either.Either<A | undefined, SequentOptionError> => read<A | undefined>(option, value, rule, undefined)
+
+type DeadLetterHandler<R> = (giveUp: GiveUp) => Effect.Effect<unknown, unknown, R>
 
 /** The executor options as a caller may pass them. */
 export interface ExecutorOptionsInput<R> {
@@ -105,7 +113,7 @@ export interface ExecutorOptionsInput<R> {
   readonly capacity?: unknown
   readonly onFull?: unknown
   readonly onGiveUp?: unknown
-  readonly deadLetter?: ((giveUp: GiveUp) => Effect.Effect<unknown, unknown, R>) | undefined
+  readonly deadLetter?: DeadLetterHandler<R> | undefined
   readonly attemptLogLevel?: unknown
   readonly name?: unknown
   readonly metrics?: unknown
@@ -122,7 +130,7 @@ export interface ExecutorSettings<R> {
   readonly capacity: number
   readonly onFull: "wait" | "fail"
   readonly onGiveUp: "continue" | "halt"
-  readonly deadLetter: ((giveUp: GiveUp) => Effect.Effect<unknown, unknown, R>) | undefined
+  readonly deadLetter: DeadLetterHandler<R> | undefined
   /** `LogLevel.None`: failed attempts are not logged. */
   readonly attemptLogLevel: LogLevel.LogLevel
   readonly name: string
@@ -144,12 +152,17 @@ export const decodeExecutorOptions = <R>(
     Either.gen(function*() {
       return {
         retry: yield* read("retry", options.retry, schedule, defaultRetry),
-        closeGracePeriod: yield* read("closeGracePeriod", options.closeGracePeriod, nonNegativeDuration, Duration.seconds(30)),
+        closeGracePeriod: yield* read(
+          "closeGracePeriod",
+          options.closeGracePeriod,
+          nonNegativeDuration,
+          Duration.seconds(30)
+        ),
         concurrency: yield* read("concurrency", options.concurrency, concurrency, 1),
         capacity: yield* read("capacity", options.capacity, wholeNumber, Infinity),
         onFull: yield* read("onFull", options.onFull, onFull, "wait"),
         onGiveUp: yield* read("onGiveUp", options.onGiveUp, onGiveUp, "continue"),
-        deadLetter: yield* readOptional("deadLetter", options.deadLetter, fn<NonNullable<ExecutorSettings<R>["deadLetter"]>>()),
+        deadLetter: yield* readOptional("deadLetter", options.deadLetter, fn<DeadLetterHandler<R>>()),
         attemptLogLevel: yield* read("attemptLogLevel", options.attemptLogLevel, logLevel, LogLevel.Warning),
         name: yield* read("name", options.name, text, "default"),
         metrics: yield* read("metrics", options.metrics, flag, true),
@@ -170,7 +183,9 @@ export const refuseInDurableMode = (options: unknown): Either.Either<void, Seque
   const option = ["capacity", "onFull"].find((name) => options[name] !== undefined)
   return option === undefined
     ? Either.void
-    : Either.left(new SequentOptionError({ option, reason: "a durable executor has no capacity: its journal holds every task" }))
+    : Either.left(
+      new SequentOptionError({ option, reason: "a durable executor has no capacity: its journal holds every task" })
+    )
 }
 
 /** A task's options as a caller may pass them. */
@@ -183,13 +198,13 @@ export interface TaskOptionsInput {
 
 /**
  * A task's policy, or the error of its first refused option. Options that set
- * only a (valid) key cost two checks and share `fallback`, the executor's
- * policy; no `Either` is built on this path, which every keyed task takes.
+ * only a key, as every keyed task's do, cost a few checks and share
+ * `fallback`, the executor's policy: no `Either` is built on that path.
  */
 export const taskPolicy = (options: TaskOptionsInput, fallback: Policy): Policy | SequentOptionError => {
   if (!isRecord(options)) return refused("options", options, "an object")
   const { isRetryable, key, retry, timeout } = options
-  if (key !== undefined && typeof key !== "string") return refused("key", key, text.expected)
+  if (key !== undefined && text.read(key) === undefined) return refused("key", key, text.expected)
   if (retry === undefined && timeout === undefined && isRetryable === undefined) return fallback
   const decoded = Either.all({
     retry: read("retry", retry, schedule, fallback.retry),

@@ -70,12 +70,18 @@ export const logAttemptFailed = (
   delay: number,
   cause: Cause.Cause<unknown>
 ): Effect.Effect<void> =>
-  level === LogLevel.None ? Effect.void : Effect.logWithLevel(level, `Sequent: attempt ${attempt} failed: ${renderCause(cause)}`).pipe(
-    Effect.annotateLogs({ attempt, key: laneName(key), retryIn: `${Math.round(delay)}ms` })
-  )
+  level === LogLevel.None
+    ? Effect.void
+    : Effect.logWithLevel(level, `Sequent: attempt ${attempt} failed: ${renderCause(cause)}`).pipe(
+      Effect.annotateLogs({ attempt, key: laneName(key), retryIn: `${Math.round(delay)}ms` })
+    )
 
 /** The log of a task that gave up: at Error, one line, with the whole cause as the log's cause. */
-export const logGaveUp = (attempts: number, key: string | undefined, cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+export const logGaveUp = (
+  attempts: number,
+  key: string | undefined,
+  cause: Cause.Cause<unknown>
+): Effect.Effect<void> =>
   Effect.logError(`Sequent: task gave up after ${attempts} attempt(s): ${renderCause(cause)}`, cause).pipe(
     Effect.annotateLogs({ attempts, key: laneName(key) })
   )
