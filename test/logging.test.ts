@@ -13,6 +13,7 @@ import { type LogEntry, recordingLogger } from "./support.js"
 
 class HttpError extends Data.TaggedError("HttpError")<{ readonly message: string }> {}
 class Unavailable extends Data.TaggedError("Unavailable")<{ readonly status: number; readonly retryAfter: string }> {}
+class Overdrawn extends Data.TaggedError("Overdrawn")<{ readonly cents: bigint; readonly payload: unknown }> {}
 
 /** A task that fails once with `failure`, then succeeds. */
 const failsOnce = <E>(failure: Effect.Effect<never, E>) => {
@@ -83,7 +84,7 @@ describe("logging of failed attempts", () => {
       ])
     }))
 
-  it.effect("a failure is shown compactly whatever it is: a string, a tagged error, its fields, a defect, false, a timeout", () =>
+  it.effect("a failure is shown compactly whatever it is: a string, a tagged error, its fields (bounded), a defect, false, a timeout, one that throws", () =>
     Effect.gen(function*() {
       const entries = yield* recording(Effect.gen(function*() {
         const sequent = yield* Sequent.make({ retry: Schedule.recurs(1) })
@@ -91,6 +92,16 @@ describe("logging of failed attempts", () => {
         yield* sequent.submit(failsOnce(Effect.fail(new HttpError({ message: "503 from backend\n  retry later" }))))
         yield* sequent.submit(failsOnce(Effect.fail(new Unavailable({ status: 503, retryAfter: "5s" }))))
         yield* sequent.submit(failsOnce(Effect.fail({ code: 7 })))
+        const cyclic: Record<string, unknown> = { id: 1 }
+        cyclic.self = cyclic
+        yield* sequent.submit(failsOnce(Effect.fail(new Overdrawn({ cents: 5n, payload: cyclic }))))
+        yield* sequent.submit(failsOnce(Effect.fail(new Unavailable({ status: 503, retryAfter: "x".repeat(300) }))))
+        const unreadable = Object.defineProperty({}, "message", {
+          get: () => {
+            throw new Error("no message today")
+          }
+        })
+        yield* sequent.submit(failsOnce(Effect.fail(unreadable)))
         yield* sequent.submit(failsOnce(Effect.die(new Error("boom"))))
         yield* sequent.submit(failsOnce(Effect.sync((): never => {
           throw new TypeError("x is not a function")
@@ -109,6 +120,10 @@ describe("logging of failed attempts", () => {
         "HttpError: 503 from backend retry later",
         "Unavailable {\"status\":503,\"retryAfter\":\"5s\"}",
         "{\"code\":7}",
+        "Overdrawn {\"cents\":\"5n\",\"payload\":{\"id\":1}}",
+        // fields past the first 200 characters are cut
+        `Unavailable ${`{"status":503,"retryAfter":"${"x".repeat(300)}"}`.slice(0, 200)}...`,
+        "(a failure that cannot be shown)",
         "Error: boom (defect)",
         "TypeError: x is not a function (defect)",
         "interrupted",

@@ -10,6 +10,7 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Inspectable from "effect/Inspectable"
 import * as LogLevel from "effect/LogLevel"
 import * as Predicate from "effect/Predicate"
@@ -19,13 +20,17 @@ const FIELDS_SHOWN = 200
 
 const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, " ")
 
-/** An error's fields, for one that has no message to say what went wrong. */
+/**
+ * An error's fields, for one that has no message to say what went wrong, as
+ * JSON (a bigint field as `5n`, which JSON has no form for); what JSON cannot
+ * show falls back to `String`.
+ */
 const fieldsOf = (error: object): string => {
-  const fields = Object.fromEntries(
-    Object.entries(error).filter(([name]) => name !== "_tag" && name !== "stack" && name !== "message")
-  )
-  if (Object.keys(fields).length === 0) return ""
-  const shown = Inspectable.stringifyCircular(fields)
+  const fields = Object.entries(error)
+    .filter(([name]) => name !== "_tag" && name !== "stack" && name !== "message")
+    .map(([name, value]) => [name, typeof value === "bigint" ? `${value}n` : value])
+  if (fields.length === 0) return ""
+  const shown = Inspectable.toStringUnknown(Object.fromEntries(fields), 0)
   return ` ${shown.length > FIELDS_SHOWN ? `${shown.slice(0, FIELDS_SHOWN)}...` : shown}`
 }
 
@@ -50,11 +55,18 @@ export const renderFailure = (failure: unknown): string => {
   return oneLine(Inspectable.toStringUnknown(failure, 0))
 }
 
+/**
+ * A failure the task made up is the task's code: a getter that throws must not
+ * take the worker down with the log line that reads it.
+ */
+const renderSafely = (failure: unknown): string =>
+  Either.getOrElse(Either.try(() => renderFailure(failure)), () => "(a failure that cannot be shown)")
+
 /** A cause in one line: its failures, its defects marked as such, and whether it was interrupted. */
 export const renderCause = (cause: Cause.Cause<unknown>): string => {
   const parts = [
-    ...Chunk.toReadonlyArray(Cause.failures(cause)).map(renderFailure),
-    ...Chunk.toReadonlyArray(Cause.defects(cause)).map((defect) => `${renderFailure(defect)} (defect)`)
+    ...Chunk.toReadonlyArray(Cause.failures(cause)).map(renderSafely),
+    ...Chunk.toReadonlyArray(Cause.defects(cause)).map((defect) => `${renderSafely(defect)} (defect)`)
   ]
   if (Cause.isInterrupted(cause)) parts.push("interrupted")
   return parts.length === 0 ? "no failure" : parts.join("; ")
