@@ -33,8 +33,6 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
@@ -322,10 +320,9 @@ export const demo = (
 
     const report = yield* run.pipe(
       Effect.scoped,
-      Effect.provide(Sequent.layer({ retry: options.retry ?? demoRetry, closeGracePeriod: "1 second" })),
-      Effect.provide(FetchHttpClient.layer),
-      // Sequent logs each failed attempt as a warning; the progress shows them instead.
-      Logger.withMinimumLogLevel(LogLevel.Error)
+      // the progress lines narrate every failed attempt, so Sequent's own log of them is turned off
+      Effect.provide(Sequent.layer({ retry: options.retry ?? demoRetry, closeGracePeriod: "1 second", attemptLogLevel: "None" })),
+      Effect.provide(FetchHttpClient.layer)
     )
     const record = yield* service.record
     return {

@@ -27,8 +27,6 @@ import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import { resolve } from "node:path"
@@ -132,7 +130,9 @@ const BillingSequent = Sequent.layer({
   name: "billing",
   laneMetrics: true,
   concurrency: 4,
-  retry: Schedule.spaced("100 millis")
+  retry: Schedule.spaced("100 millis"),
+  // the events below report every failed attempt: no log line for each
+  attemptLogLevel: "None"
 })
 
 const watch = Effect.gen(function*() {
@@ -185,10 +185,7 @@ const main = Effect.gen(function*() {
       yield* printMetrics(reader)
     }).pipe(Effect.provide(MetricsLive(reader)))
   )
-}).pipe(
-  // the executor logs every failed attempt; here the events say it already
-  Logger.withMinimumLogLevel(LogLevel.Error)
-)
+})
 
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)
 

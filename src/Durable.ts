@@ -43,6 +43,18 @@ export interface DurableTask {
 }
 
 /**
+ * Options of a durable executor: those of {@link Sequent.layer} but `capacity`
+ * and `onFull`. The journal holds every task it accepts, so there is no
+ * capacity to reach; given anyway (by a caller the types do not reach), they
+ * make the executor die with a `SequentOptionError`, like any invalid option.
+ * `R` is what the `deadLetter` handler requires.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DurableOptions<R = never> extends Omit<SequentOptions<R>, "capacity" | "onFull"> {}
+
+/**
  * Options of one durable task.
  *
  * @since 0.1.0
@@ -232,9 +244,9 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  options: SequentOptions = {}
-): Effect.Effect<DurableSequent.Service, JournalError, Journal | TaskHandlers | Scope.Scope> =>
+export const make = <R = never>(
+  options: DurableOptions<R> = {}
+): Effect.Effect<DurableSequent.Service, JournalError, Journal | TaskHandlers | Scope.Scope | R> =>
   Effect.flatMap(
     Effect.all([Journal, TaskHandlers]),
     ([journal, handlers]) => internal.make(options, journal, handlers)
@@ -264,7 +276,7 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
-  options?: SequentOptions
-): Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers> => Layer.scoped(DurableSequent, make(options))
+export const layer = <R = never>(
+  options?: DurableOptions<R>
+): Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers | R> => Layer.scoped(DurableSequent, make(options))
 

@@ -116,7 +116,13 @@ export interface LaneStatus {
  */
 export interface SequentStatus {
   readonly name: string
-  readonly state: "open" | "flushing" | "stopped"
+  /**
+   * `"open"`: accepting tasks. `"flushing"`: intake is closed (by `flush`, or
+   * the close of the executor's scope) and accepted tasks are still running or
+   * queued. `"closed"`: intake is closed and every accepted task has finished.
+   * `"stopped"`: `stop` ran (or the grace period of the scope's close ran out).
+   */
+  readonly state: "open" | "flushing" | "closed" | "stopped"
   /** Tasks accepted and not finished, in every lane. */
   readonly size: number
   /** Whether every lane is paused. */

@@ -9,11 +9,12 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as LogLevel from "effect/LogLevel"
 import type * as Queue from "effect/Queue"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { GiveUp } from "./internal/executor.js"
+import type * as executor from "./internal/executor.js"
 import * as options from "./internal/options.js"
 import * as internal from "./internal/sequent.js"
 import type { SequentEvent, SequentMetrics, SequentStatus } from "./Observability.js"
@@ -38,7 +39,18 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = options.default
 
 /**
  * How a task that gave up (its retry schedule ran out, or it failed with an
- * error its `isRetryable` rejects) is reported to the `deadLetter` handler.
+ * error its `isRetryable` rejects) is reported to the `deadLetter` handler:
+ * its lane's `key` (undefined for the default lane), the `attempts` it made,
+ * and the `cause` of its last failure.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GiveUp extends executor.GiveUp {}
+
+/**
+ * The argument of the `deadLetter` handler: the same as {@link GiveUp}, under
+ * the name it first had (not the journal's `DeadLetter` record).
  *
  * @since 0.1.0
  * @category models
@@ -46,12 +58,26 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = options.default
 export type DeadLetter = GiveUp
 
 /**
- * Options of an executor, given to {@link Sequent.layer} or {@link Sequent.make}.
+ * The level at which an executor logs each failed attempt: one of Effect's
+ * `LogLevel` literals, or `"None"` for no log. (`"All"` is left out: a message
+ * at that level is below every minimum level, so no logger would show it.)
  *
  * @since 0.1.0
  * @category models
  */
-export interface SequentOptions {
+export type AttemptLogLevel = Exclude<LogLevel.Literal, "All">
+
+/**
+ * Options of an executor, given to {@link Sequent.layer} or {@link Sequent.make}.
+ * `R` is what the `deadLetter` handler requires: the layer requires it in turn.
+ *
+ * A value out of range or of the wrong kind is a programming error: building
+ * the executor dies with a `SequentOptionError` that names the option.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SequentOptions<R = never> {
   /** The retry schedule of every task that has none of its own. Default: {@link defaultRetry}. */
   readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
   /**
@@ -73,8 +99,20 @@ export interface SequentOptions {
    * default), or halts until `resume(key)` (`"halt"`).
    */
   readonly onGiveUp?: "continue" | "halt" | undefined
-  /** Receives every task that gave up, before its lane moves on. Its failures are logged and ignored. */
-  readonly deadLetter?: ((deadLetter: DeadLetter) => Effect.Effect<void>) | undefined
+  /**
+   * Receives every task that gave up, before its lane moves on. It runs with
+   * the services of the context the executor is built in (`R`, which the
+   * layer requires). Its failures, defects included, are logged at Error and
+   * ignored.
+   */
+  readonly deadLetter?: ((giveUp: GiveUp) => Effect.Effect<unknown, unknown, R>) | undefined
+  /**
+   * The level each failed attempt that will be retried is logged at, in one
+   * line without a stack (`Sequent: attempt 3 failed: HttpError: 503 from
+   * backend`); `"None"` logs nothing. Default: `"Warning"`. A task that gives up
+   * is always logged at Error, with its whole cause.
+   */
+  readonly attemptLogLevel?: AttemptLogLevel | undefined
   /** The executor's name: the `executor` tag of its metrics, and the `name` of its status. Default: `"default"`. */
   readonly name?: string | undefined
   /**
@@ -116,7 +154,17 @@ export interface TaskOptions<E = unknown> {
 }
 
 /**
- * What `schedule` can fail with, given the task's options.
+ * `true` when options of type `O` may carry a `timeout`: they have the key, and
+ * its type is not only `undefined`. Distributes over a union of options.
+ */
+type MayTimeOut<O> = O extends unknown
+  ? "timeout" extends keyof O ? [O["timeout" & keyof O]] extends [undefined] ? never : true : never
+  : never
+
+/**
+ * What `schedule` can fail with, given the task's options: `SequentOptionError`
+ * whenever a `timeout` may be given (a timeout that is not positive is refused
+ * at run time, so a `DurationInput | undefined` keeps the error in the type).
  *
  * @since 0.1.0
  * @category models
@@ -124,7 +172,7 @@ export interface TaskOptions<E = unknown> {
 export type ScheduleError<O> =
   | SequentClosedError
   | SequentFullError
-  | (O extends { readonly timeout: Duration.DurationInput } ? SequentOptionError : never)
+  | ([MayTimeOut<O>] extends [never] ? never : SequentOptionError)
 
 /**
  * What `submit` can fail with beyond the task's own errors: the `schedule`
@@ -139,7 +187,7 @@ export type SubmitError<A, O> =
   | ScheduleError<O>
   | SequentStoppedError
   | (false extends A ? SequentFalseError : never)
-  | (O extends { readonly timeout: Duration.DurationInput } ? SequentTimeoutError : never)
+  | ([MayTimeOut<O>] extends [never] ? never : SequentTimeoutError)
 
 /**
  * @since 0.1.0
@@ -199,15 +247,19 @@ export declare namespace Sequent {
 /**
  * Builds an executor whose worker runs until the scope closes. Closing the scope
  * flushes for at most `closeGracePeriod`, then stops, logging a warning with the
- * number of tasks dropped, if any.
+ * number of tasks dropped, if any. It requires what the `deadLetter` handler
+ * requires, and gives the handler those services.
  *
- * Invalid options (a `concurrency` or `capacity` below 1) are a programming
- * error: the effect dies with a `SequentOptionError`.
+ * Invalid options (a `concurrency` below 1, a `retry` that is not a `Schedule`,
+ * an `onFull` that is neither `"wait"` nor `"fail"`, ...) are a programming
+ * error: the effect dies with a `SequentOptionError` naming the option.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options?: SequentOptions) => Effect.Effect<Sequent.Service, never, Scope.Scope> = internal.make
+export const make: <R = never>(
+  options?: SequentOptions<R>
+) => Effect.Effect<Sequent.Service, never, Scope.Scope | R> = internal.make
 
 /**
  * The executor service. Use the static accessors inside `Effect.gen`:
@@ -235,15 +287,16 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
    *
    * @since 0.1.0
    */
-  static readonly layer = (options?: SequentOptions): Layer.Layer<Sequent> => layer(options)
+  static readonly layer = <R = never>(options?: SequentOptions<R>): Layer.Layer<Sequent, never, R> => layer(options)
 
   /**
    * Builds an executor in a scope, without a layer.
    *
    * @since 0.1.0
    */
-  static readonly make = (options?: SequentOptions): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
-    make(options)
+  static readonly make = <R = never>(
+    options?: SequentOptions<R>
+  ): Effect.Effect<Sequent.Service, never, Scope.Scope | R> => make(options)
 
   /** @since 0.1.0 */
   static readonly schedule = <A, E, R, const O extends TaskOptions<any> = {}>(
@@ -308,7 +361,8 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: SequentOptions): Layer.Layer<Sequent> => Layer.scoped(Sequent, make(options))
+export const layer = <R = never>(options?: SequentOptions<R>): Layer.Layer<Sequent, never, R> =>
+  Layer.scoped(Sequent, make(options))
 
 /**
  * The executor with the default policy: one lane at a time, retried with

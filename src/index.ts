@@ -4,8 +4,10 @@
  * @since 0.1.0
  */
 export {
+  type AttemptLogLevel,
   type DeadLetter,
   defaultRetry,
+  type GiveUp,
   layer,
   make,
   type ScheduleError,
@@ -26,6 +28,7 @@ export {
 } from "./SequentError.js"
 
 export {
+  type DurableOptions,
   type DurableScheduleError,
   DurableSequent,
   type DurableTask,
@@ -47,7 +50,7 @@ export {
 
 export * as Observability from "./Observability.js"
 
-export { type LaneStatus, type SequentEvent, type SequentStatus, type TaskStatus } from "./Observability.js"
+export { type LaneStatus, SequentEvent, type SequentStatus, type TaskStatus } from "./Observability.js"
 
 export { SequentDuplicateTaskError, SequentInvalidTaskError, SequentOutcomeError } from "./SequentError.js"
 

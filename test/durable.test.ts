@@ -7,8 +7,6 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Durable from "../src/Durable.js"
 import { DurableSequent } from "../src/Durable.js"
@@ -16,6 +14,7 @@ import { Journal, makeMemory } from "../src/Journal.js"
 import { SequentInvalidTaskError } from "../src/SequentError.js"
 import * as SqliteJournal from "../src/SqliteJournal.js"
 import * as TaskKind from "../src/TaskKind.js"
+import { makeTempDir } from "./support.js"
 
 class Write extends Schema.TaggedClass<Write>()("Write", { n: Schema.Number }) {}
 class Fail extends Schema.TaggedClass<Fail>()("Fail", { reason: Schema.String }) {}
@@ -236,7 +235,7 @@ describe("durable", () => {
 
   it.scoped("on SQLite, tasks survive closing the executor and reopening the file", () =>
     Effect.gen(function*() {
-      const filename = join(mkdtempSync(join(tmpdir(), "sequent-durable-")), "journal.db")
+      const filename = join(yield* makeTempDir("sequent-durable-"), "journal.db")
       const first: Array<number> = []
       yield* Effect.scoped(Effect.gen(function*() {
         const gate = yield* Deferred.make<void>()

@@ -26,6 +26,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import { SequentEvent as RootSequentEvent } from "effect-sequent"
 import { Sequent, type SequentOptions } from "../src/index.js"
 import { MetricNames, type SequentMetrics, SequentEvent } from "../src/Observability.js"
 import { failing, settle } from "./support.js"
@@ -301,6 +302,44 @@ describe("events", () => {
       ])
     }).pipe(Effect.withRandomFixed([0.5]), quiet))
 
+  it.scoped("SequentEvent from the package root is a value: its $match names every event of a run", () =>
+    Effect.gen(function*() {
+      const sequent = yield* make({ name: "events-match", retry: Schedule.recurs(1) })
+      const events = yield* sequent.subscribe
+      yield* Effect.exit(sequent.submit(Effect.fail("down"), { key: "a" }))
+      yield* sequent.pause("a")
+      yield* sequent.resume("a")
+      yield* sequent.submit(Effect.void)
+      yield* sequent.schedule(Effect.never)
+      yield* settle()
+      yield* sequent.stop
+      const described = Chunk.toArray(yield* Queue.takeAll(events)).map(RootSequentEvent.$match({
+        Scheduled: ({ task }) => `scheduled ${task}`,
+        Started: ({ attempt, task }) => `started ${task}.${attempt}`,
+        AttemptFailed: ({ attempt, task }) => `failed ${task}.${attempt}`,
+        Succeeded: ({ task }) => `succeeded ${task}`,
+        GaveUp: ({ attempts, task }) => `gave up ${task} after ${attempts}`,
+        Dropped: ({ task }) => `dropped ${task}`,
+        Paused: ({ key }) => `paused ${key}`,
+        Resumed: ({ key }) => `resumed ${key}`
+      }))
+      assert.deepStrictEqual(described, [
+        "scheduled 1",
+        "started 1.1",
+        "failed 1.1",
+        "started 1.2",
+        "gave up 1 after 2",
+        "paused a",
+        "resumed a",
+        "scheduled 2",
+        "started 2.1",
+        "succeeded 2",
+        "scheduled 3",
+        "started 3.1",
+        "dropped 3"
+      ])
+    }).pipe(Effect.withRandomFixed([0.5]), quiet))
+
   it.scoped("events of keyed lanes carry the key, and pause and resume are reported per lane and for all", () =>
     Effect.gen(function*() {
       const sequent = yield* make({ name: "events-pause" })
@@ -496,7 +535,7 @@ describe("status", () => {
       })
     }).pipe(quiet))
 
-  it.scoped("while flush waits, the state is flushing", () =>
+  it.scoped("while flush waits, the state is flushing; once it has finished, closed; after stop, stopped", () =>
     Effect.gen(function*() {
       const sequent = yield* make({ name: "status-flushing" })
       const gate = yield* Deferred.make<void>()
@@ -508,11 +547,29 @@ describe("status", () => {
       yield* Fiber.join(flushing)
       assert.deepStrictEqual(yield* sequent.status, {
         name: "status-flushing",
-        state: "flushing",
+        state: "closed",
         size: 0,
         paused: false,
         lanes: []
       })
+      yield* sequent.stop
+      assert.strictEqual((yield* sequent.status).state, "stopped")
+    }))
+
+  it.scoped("a flush begun from inside a task reads flushing until the queue has drained, then closed", () =>
+    Effect.gen(function*() {
+      const sequent = yield* make({ name: "status-flush-inside" })
+      const gate = yield* Deferred.make<void>()
+      yield* sequent.schedule(sequent.flush)
+      yield* sequent.schedule(Deferred.await(gate))
+      yield* settle()
+      assert.strictEqual((yield* sequent.status).state, "flushing")
+      yield* Deferred.succeed(gate, undefined)
+      yield* settle()
+      assert.deepStrictEqual(yield* Effect.all([sequent.size, Effect.map(sequent.status, (status) => status.state)]), [
+        0,
+        "closed"
+      ])
     }))
 })
 

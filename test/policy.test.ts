@@ -2,21 +2,43 @@
  * Per-task policy (retry, timeout, isRetryable) and what happens when a task
  * gives up (deadLetter, onGiveUp).
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import { type DeadLetter, Sequent, SequentOptionError, SequentTimeoutError } from "../src/index.js"
+import {
+  type DeadLetter,
+  Durable,
+  DurableSequent,
+  type GiveUp,
+  type Journal,
+  type JournalError,
+  type ScheduleError,
+  Sequent,
+  type SequentClosedError,
+  type SequentFullError,
+  SequentLive,
+  SequentOptionError,
+  type SequentStoppedError,
+  SequentTimeoutError,
+  type TaskHandlers,
+  type TaskOptions
+} from "../src/index.js"
 import { failing, recordingLogger, settle } from "./support.js"
 
 class Flaky extends Data.TaggedError("Flaky")<{}> {}
+class StoreDown extends Data.TaggedError("StoreDown")<{}> {}
+class LetterBox extends Context.Tag("test/LetterBox")<LetterBox, Array<GiveUp>>() {}
 class Fatal extends Data.TaggedError("Fatal")<{}> {}
 
 const failures = (cause: Cause.Cause<unknown>) => Chunk.toReadonlyArray(Cause.failures(cause))
@@ -98,6 +120,43 @@ describe("timeout", () => {
         assert.instanceOf(error, SequentOptionError)
         assert.strictEqual((error as SequentOptionError).option, "timeout")
       }
+    }))
+})
+
+describe("timeout in the types", () => {
+  const task = Effect.succeed(1)
+  type Refusals = SequentClosedError | SequentFullError
+
+  it.scoped("a timeout typed DurationInput | undefined keeps SequentOptionError in schedule's type, and fails with it", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const configured = 0 as Duration.DurationInput | undefined
+      const scheduled = sequent.schedule(task, { timeout: configured })
+      expectTypeOf(scheduled).toEqualTypeOf<Effect.Effect<void, Refusals | SequentOptionError>>()
+      const submitted = sequent.submit(task, { timeout: configured })
+      expectTypeOf(submitted).toEqualTypeOf<
+        Effect.Effect<number, Refusals | SequentOptionError | SequentStoppedError | SequentTimeoutError>
+      >()
+      const error = yield* Effect.flip(scheduled)
+      assert.instanceOf(error, SequentOptionError)
+      assert.strictEqual(error._tag === "SequentOptionError" && error.option, "timeout")
+    }))
+
+  it.scoped("options without a timeout, or with one that is only undefined, keep it out; a TaskOptions value keeps it in", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const typed: TaskOptions = {}
+      expectTypeOf(sequent.schedule(task)).toEqualTypeOf<Effect.Effect<void, Refusals>>()
+      expectTypeOf(sequent.schedule(task, { key: "a" })).toEqualTypeOf<Effect.Effect<void, Refusals>>()
+      expectTypeOf(sequent.schedule(task, { timeout: undefined })).toEqualTypeOf<Effect.Effect<void, Refusals>>()
+      expectTypeOf(sequent.schedule(task, { timeout: "1 second" }))
+        .toEqualTypeOf<Effect.Effect<void, Refusals | SequentOptionError>>()
+      expectTypeOf(sequent.schedule(task, typed)).toEqualTypeOf<Effect.Effect<void, Refusals | SequentOptionError>>()
+      expectTypeOf<ScheduleError<{ readonly key: "a" } | { readonly timeout: 5 }>>()
+        .toEqualTypeOf<Refusals | SequentOptionError>()
+      // and at run time: a task without a timeout is accepted, and one with a positive timeout runs
+      yield* sequent.schedule(task, { timeout: undefined })
+      assert.strictEqual(yield* sequent.submit(task, typed), 1)
     }))
 })
 
@@ -281,6 +340,59 @@ describe("deadLetter", () => {
         assert.include(failed[0]!.cause, "dead-letter store down")
       }).pipe(Effect.scoped, Effect.provide(logger.layer))
     }))
+})
+
+describe("deadLetter handlers that fail or need services", () => {
+  it.effect("a handler that fails with a typed error is logged at Error and ignored: the lane moves on", () =>
+    Effect.suspend(() => {
+      const logger = recordingLogger()
+      return Effect.gen(function*() {
+        const sequent = yield* Sequent.make({
+          retry: Schedule.recurs(0),
+          deadLetter: () => Effect.fail(new StoreDown())
+        })
+        const gaveUp = yield* Effect.exit(sequent.submit(Effect.fail("gone"), { key: "a" }))
+        const next = yield* sequent.submit(Effect.succeed("next"), { key: "a" })
+        const failed = logger.entries.filter((entry) => entry.message === "Sequent: the dead-letter handler failed")
+        assert.deepStrictEqual(gaveUp, Exit.fail("gone"))
+        assert.strictEqual(next, "next")
+        assert.deepStrictEqual(failed.map((entry) => entry.level), ["ERROR"])
+        assert.include(failed[0]!.cause, "StoreDown")
+      }).pipe(Effect.scoped, Effect.provide(logger.layer))
+    }))
+
+  it.effect("a handler runs with the services of the layer's context, not those of the task's caller", () =>
+    Effect.gen(function*() {
+      const layer = Sequent.layer({
+        retry: Schedule.recurs(0),
+        deadLetter: (giveUp) => Effect.flatMap(LetterBox, (box) => Effect.sync(() => box.push(giveUp)))
+      })
+      expectTypeOf(layer).toEqualTypeOf<Layer.Layer<Sequent, never, LetterBox>>()
+      const layerBox: Array<GiveUp> = []
+      const callerBox: Array<GiveUp> = []
+      const exit = yield* Effect.exit(Sequent.submit(Effect.fail("gone"), { key: "a" })).pipe(
+        Effect.provideService(LetterBox, callerBox),
+        Effect.provide(layer.pipe(Layer.provide(Layer.succeed(LetterBox, layerBox))))
+      )
+      assert.deepStrictEqual(exit, Exit.fail("gone"))
+      assert.deepStrictEqual(layerBox.map(({ attempts, key }) => ({ attempts, key })), [{ attempts: 1, key: "a" }])
+      assert.deepStrictEqual(callerBox, [])
+    }))
+
+  it("what a handler requires is what make and layer require, durable ones too; without one they require nothing", () => {
+    const handler = (giveUp: GiveUp) => Effect.flatMap(LetterBox, (box) => Effect.sync(() => box.push(giveUp)))
+    expectTypeOf(Sequent.make({ deadLetter: handler }))
+      .toEqualTypeOf<Effect.Effect<Sequent.Service, never, Scope.Scope | LetterBox>>()
+    expectTypeOf(Sequent.make()).toEqualTypeOf<Effect.Effect<Sequent.Service, never, Scope.Scope>>()
+    expectTypeOf(Sequent.layer({ retry: Schedule.recurs(1) })).toEqualTypeOf<Layer.Layer<Sequent>>()
+    expectTypeOf(SequentLive).toEqualTypeOf<Layer.Layer<Sequent>>()
+    expectTypeOf(Durable.layer({ deadLetter: handler }))
+      .toEqualTypeOf<Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers | LetterBox>>()
+    expectTypeOf(Durable.layer()).toEqualTypeOf<Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers>>()
+    // the old name of the handler's argument is the same type
+    expectTypeOf<DeadLetter>().toEqualTypeOf<GiveUp>()
+    assert.isTrue(Layer.isLayer(Sequent.layer({ deadLetter: handler })))
+  })
 })
 
 describe("onGiveUp", () => {

@@ -1,6 +1,6 @@
 /**
- * Shared helpers for the test suites: a logger that records, and tasks that
- * record when they run.
+ * Shared helpers for the test suites: a logger that records, tasks that
+ * record when they run, and temporary directories that do not outlive a test.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -9,6 +9,10 @@ import * as HashMap from "effect/HashMap"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 export interface LogEntry {
   readonly level: LogLevel.LogLevel["label"]
@@ -54,3 +58,10 @@ export const failing = (failures: number, times: Array<number> = []) => {
  * far as it can before a test checks that something did not happen.
  */
 export const settle = (times = 50) => Effect.repeatN(Effect.yieldNow(), times - 1)
+
+/** A fresh directory in the OS temp dir, named `prefix` and a random tail, removed with its contents when the scope closes. */
+export const makeTempDir = (prefix: string): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), prefix))),
+    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+  )

@@ -1,7 +1,7 @@
 import { Effect, Layer, Schedule, Schema } from "effect"
 import { Durable, DurableSequent, TaskKind } from "effect-sequent"
 import * as SqliteJournal from "effect-sequent/SqliteJournal"
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -21,10 +21,16 @@ const Handlers = Tasks.handlers({
       : Effect.fail("card service unavailable")
 })
 
-// The executor on a SQLite journal; PgJournal.layer({ url }) is the PostgreSQL one
-const filename = join(mkdtempSync(join(tmpdir(), "sequent-")), "tasks.db")
+// A SQLite journal in a temporary directory, removed when the layer closes;
+// PgJournal.layer({ url }) is the PostgreSQL one
+const JournalLive = Layer.unwrapScoped(
+  Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), "sequent-"))),
+    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+  ).pipe(Effect.map((dir) => SqliteJournal.layer({ filename: join(dir, "tasks.db") })))
+)
 const DurableLive = Durable.layer({ retry: Schedule.intersect(Schedule.exponential("10 millis"), Schedule.recurs(2)) })
-  .pipe(Layer.provide(Handlers), Layer.provide(SqliteJournal.layer({ filename })))
+  .pipe(Layer.provide(Handlers), Layer.provide(JournalLive))
 
 const { schedule, submit } = DurableSequent.typed(Tasks)
 

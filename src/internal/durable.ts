@@ -13,13 +13,19 @@ import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type { DurableScheduleError, DurableSequent, DurableTask, DurableTaskOptions } from "../Durable.js"
+import type {
+  DurableOptions,
+  DurableScheduleError,
+  DurableSequent,
+  DurableTask,
+  DurableTaskOptions
+} from "../Durable.js"
 import type { Journal, JournalEntry, JournalError, JournalRecord } from "../Journal.js"
-import type { SequentOptions } from "../Sequent.js"
 import { SequentInvalidTaskError } from "../SequentError.js"
 import { type AnyTaskKind, outcome, type TaskHandlers } from "../TaskKind.js"
 import * as JournalStore from "./durableStore.js"
 import type { Executor } from "./executor.js"
+import { refuseInDurableMode } from "./options.js"
 import { control, makeExecutor } from "./sequent.js"
 
 type Handlers = TaskHandlers["Type"]
@@ -126,12 +132,13 @@ const scheduler = (
  *
  * @internal
  */
-export const make = (
-  options: SequentOptions,
+export const make = <R>(
+  options: DurableOptions<R>,
   journal: Journal.Service,
   handlers: Handlers
-): Effect.Effect<DurableSequent.Service, JournalError, Scope.Scope> =>
+): Effect.Effect<DurableSequent.Service, JournalError, Scope.Scope | R> =>
   Effect.gen(function*() {
+    yield* Effect.orDie(refuseInDurableMode(options))
     const clock = yield* Effect.clock
     const store = yield* JournalStore.make(journal, { decode: decoder(handlers), context: handlers.context }, clock)
     const executor = yield* makeExecutor(options, store)

@@ -36,6 +36,7 @@ import { BACKOFF, IDLE, Job, Lane, type Policy, READY, RUNNING, WAITING } from "
 import type { End, Observer } from "./observer.js"
 import type { Config } from "./options.js"
 import { decide, type Decision } from "./retry.js"
+import { logAttemptFailed, logGaveUp } from "./render.js"
 import { type Intake, nothing, type Offered, type Store } from "./store.js"
 
 /** @internal */
@@ -529,9 +530,9 @@ export class Executor<Entry, E> implements Intake {
   private readonly logAndWait = (worker: Worker<Entry, E>): Effect.Effect<void> => {
     const { job, lane } = worker
     const delay = worker.delay
-    return Effect.logWarning("Sequent: attempt failed, retrying", worker.cause).pipe(
-      Effect.annotateLogs({ attempt: job.attempts, key: lane.key ?? "(default)", retryIn: `${Math.round(delay)}ms` }),
-      Effect.zipRight(Effect.suspend(() => this.retryAfter(worker, lane, delay)))
+    return Effect.zipRight(
+      logAttemptFailed(this.config.attemptLogLevel, job.attempts, lane.key, delay, worker.cause),
+      Effect.suspend(() => this.retryAfter(worker, lane, delay))
     )
   }
 
@@ -554,11 +555,8 @@ export class Executor<Entry, E> implements Intake {
   private gaveUp(worker: Worker<Entry, E>): Effect.Effect<void> {
     const { job, lane, cause } = worker
     this.observer.lastAttemptFailed(lane)
-    const report = Effect.logError("Sequent: task gave up", cause).pipe(
-      Effect.annotateLogs({ attempts: job.attempts, key: lane.key ?? "(default)" })
-    )
     return Effect.zipRight(
-      report,
+      logGaveUp(job.attempts, lane.key, cause),
       this.afterWrite(this.store.giveUp(job, cause, this.config.onGiveUp === "halt"), worker, this.deadLetter)
     )
   }
@@ -647,7 +645,13 @@ export class Executor<Entry, E> implements Intake {
     }
     return {
       name: this.config.name,
-      state: this.phase === OPEN ? "open" : this.phase === FLUSHING ? "flushing" : "stopped",
+      state: this.phase === OPEN
+        ? "open"
+        : this.phase === STOPPED
+        ? "stopped"
+        : this.count === 0
+        ? "closed"
+        : "flushing",
       size: this.count,
       paused: this.paused,
       lanes

@@ -9,32 +9,51 @@ import type * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { metrics } from "../Observability.js"
-import type { SequentClosedError, SequentFullError, SequentOptionError } from "../SequentError.js"
+import { type SequentClosedError, type SequentFullError, SequentOptionError } from "../SequentError.js"
 import type { ScheduleError, Sequent, SequentOptions, TaskOptions } from "../Sequent.js"
 import { Executor } from "./executor.js"
 import { noMetrics, Observer } from "./observer.js"
-import { type Config, decodeConfig, policyFor } from "./options.js"
+import { type Config, decodeExecutorOptions, defaultRetry, type ExecutorSettings, taskPolicy } from "./options.js"
 import * as Store from "./store.js"
 
 /** Effect's built-in tracer, to tell whether another one is installed. */
 const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
-const makeObserver = (options: SequentOptions, config: Config) =>
+const makeObserver = <R>(settings: ExecutorSettings<R>) =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const tracer = yield* Effect.tracer
-    const spans = options.spans ?? "auto"
-    const traced = spans === "auto" ? tracer !== builtInTracer : spans
-    const sink = options.metrics === false ? noMetrics : metrics(config.name)
-    return new Observer(sink, options.laneMetrics ?? false, config.eventBuffer, clock, traced ? tracer : undefined)
+    const traced = settings.spans === "auto" ? tracer !== builtInTracer : settings.spans
+    const sink = settings.metrics ? metrics(settings.name) : noMetrics
+    return new Observer(sink, settings.laneMetrics, settings.eventBuffer, clock, traced ? tracer : undefined)
   })
+
+/**
+ * The executor's view of its settings. The `deadLetter` handler gets the
+ * services of the context the executor is built in, not those of the last task.
+ */
+const configOf = <R>(settings: ExecutorSettings<R>, context: Context.Context<R>): Config => {
+  const handler = settings.deadLetter
+  return {
+    name: settings.name,
+    policy: { retry: settings.retry, timeout: undefined, isRetryable: undefined },
+    concurrency: settings.concurrency,
+    capacity: settings.capacity,
+    onFull: settings.onFull,
+    onGiveUp: settings.onGiveUp,
+    deadLetter: handler === undefined
+      ? undefined
+      : (giveUp) => Effect.mapInputContext(handler(giveUp), (_: Context.Context<never>) => context),
+    attemptLogLevel: settings.attemptLogLevel,
+    grace: settings.closeGracePeriod
+  }
+}
 
 /**
  * Closing the scope flushes for at most the grace period, then stops, logging
@@ -58,13 +77,14 @@ const closeWithScope = <Entry, E>(executor: Executor<Entry, E>, grace: Duration.
  * An executor on `store`, running until the scope closes. Invalid options are
  * a programming error: the effect dies with a `SequentOptionError`.
  */
-export const makeExecutor = <Entry, E>(
-  options: SequentOptions,
+export const makeExecutor = <Entry, E, R>(
+  options: SequentOptions<R>,
   store: Store.Store<Entry, E>
-): Effect.Effect<Executor<Entry, E>, never, Scope.Scope> =>
+): Effect.Effect<Executor<Entry, E>, never, Scope.Scope | R> =>
   Effect.gen(function*() {
-    const config = yield* Effect.orDie(decodeConfig(options))
-    const observer = yield* makeObserver(options, config)
+    const settings = yield* Effect.orDie(decodeExecutorOptions(options, defaultRetry))
+    const config = configOf(settings, yield* Effect.context<R>())
+    const observer = yield* makeObserver(settings)
     const fibers = yield* FiberSet.make<void, never>()
     const run = yield* FiberSet.runtime(fibers)<never>()
     const interruptAll = Effect.asVoid(FiberSet.clear(fibers))
@@ -88,10 +108,10 @@ export const offer = <Entry, E>(
     const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<unknown>
     const base = executor.config.policy
     if (options === undefined) return executor.offer(undefined, task, context, base, deferred, entry)
-    const policy = policyFor(base, options)
-    return Either.isLeft(policy)
-      ? Effect.fail(policy.left)
-      : executor.offer(options.key, task, context, policy.right, deferred, entry)
+    const policy = taskPolicy(options, base)
+    return policy instanceof SequentOptionError
+      ? Effect.fail(policy)
+      : executor.offer(options.key, task, context, policy, deferred, entry)
   })
 
 /** The parts of the service that do not depend on how tasks are offered. */
@@ -113,7 +133,9 @@ export const control = <Entry, E>(executor: Executor<Entry, E>) => {
 }
 
 /** The in-memory executor's service. */
-export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
+export const make = <R = never>(
+  options: SequentOptions<R> = {}
+): Effect.Effect<Sequent.Service, never, Scope.Scope | R> =>
   Effect.map(makeExecutor(options, Store.memory), (executor): Sequent.Service => ({
     ...control(executor),
     schedule: (task, options) => offer(executor, task, options, undefined, undefined) as Effect.Effect<void, never>,
