@@ -179,17 +179,23 @@ const longestRetryDelay = 1_000
 /**
  * Runs a journal write until it succeeds (or `stop` interrupts it), logging
  * each failure: 10 ms after the first failure, then twice as long each time,
- * at most a second apart. A write that succeeds (nearly every one, on the
- * path of every task) costs one `catchAll`: a schedule driven by
- * `Effect.retry` would be built, and a service provided, for every write.
+ * at most a second apart. Whatever the write fails with is retried, a defect
+ * as much as a `JournalError`: a worker that let one through would end, and
+ * its lane would never run again. An interruption is not a failure of the
+ * write, and ends it. A write that succeeds (nearly every one, on the path of
+ * every task) costs one `catchAllCause`: a schedule driven by `Effect.retry`
+ * would be built, and a service provided, for every write.
  */
 const persist = <A>(what: string, write: Effect.Effect<A, JournalError>): Effect.Effect<A> => {
-  const retry = (error: JournalError, delay: number): Effect.Effect<A> =>
-    Effect.logWarning(`Sequent: journal ${what} failed, retrying`, error).pipe(
-      Effect.zipRight(Effect.sleep(Duration.millis(delay))),
-      Effect.zipRight(Effect.catchAll(write, (next) => retry(next, Math.min(2 * delay, longestRetryDelay))))
-    )
-  return Effect.catchAll(write, (error) => retry(error, firstRetryDelay))
+  const attempt = (delay: number): Effect.Effect<A> =>
+    Effect.catchAllCause(write, (cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.interrupt
+        : Effect.logWarning(`Sequent: journal ${what} failed, retrying`, cause).pipe(
+          Effect.zipRight(Effect.sleep(Duration.millis(delay))),
+          Effect.zipRight(Effect.suspend(() => attempt(Math.min(2 * delay, longestRetryDelay))))
+        ))
+  return attempt(firstRetryDelay)
 }
 
 const laneOf = (key: string | undefined): string => key ?? ""
