@@ -26,6 +26,7 @@ import type * as Scope from "effect/Scope"
 import { makeBatcher } from "./internal/batcher.js"
 import type { JobHooks } from "./internal/executor.js"
 import type { Job } from "./internal/lane.js"
+import { invalidIdOrKey } from "./internal/taskInput.js"
 import {
   type AppendResult,
   type DeadLetter,
@@ -51,6 +52,11 @@ export interface DurableTask {
 
 /**
  * Options of one durable task.
+ *
+ * An id or a key must be stored by every journal exactly as given, so
+ * `schedule` and `submit` refuse with `SequentInvalidTaskError`, before
+ * anything is written, one that contains a NUL character or a lone UTF-16
+ * surrogate, or that is longer than 1024 bytes of UTF-8.
  *
  * @since 0.1.0
  * @category models
@@ -330,6 +336,9 @@ export const make = (
             new SequentInvalidTaskError({ tag: String(task?._tag), reason: "it is not a registered task kind" })
           )
         }
+        // ids and keys that every journal stores exactly (internal/taskInput.ts)
+        const invalid = invalidIdOrKey(task._tag, options?.id, options?.key)
+        if (invalid !== undefined) return Effect.fail(invalid)
         const encoded = encoderOf(kind)(task)
         return Either.isRight(encoded)
           ? store(task, options, deferred, JSON.stringify(encoded.right))
