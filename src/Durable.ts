@@ -17,13 +17,11 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { makeBatcher } from "./internal/batcher.js"
+import { make as makeCodec } from "./internal/codec.js"
 import type { JobHooks } from "./internal/executor.js"
 import type { Job } from "./internal/lane.js"
 import { invalidIdOrKey } from "./internal/taskInput.js"
@@ -244,17 +242,9 @@ export const make = (
     }
     const { executor, service } = yield* makeCore(options, hooks)
 
-    const decode = (record: JournalRecord) => {
-      const kind = handlers.kinds.get(record.tag)
-      if (kind === undefined) return Effect.fail(`no task kind ${record.tag} is registered`)
-      return Effect.try({ try: () => JSON.parse(record.payload) as unknown, catch: (error) => `${error}` }).pipe(
-        Effect.flatMap((json) =>
-          Schema.decodeUnknown(kind)(json).pipe(
-            Effect.mapError((error) => `the payload no longer decodes as ${record.tag}: ${error.message}`)
-          )
-        )
-      )
-    }
+    // the payload codec, shared with `offer` (internal/codec.ts)
+    const codec = makeCodec(handlers.kinds)
+    const decode = (record: JournalRecord) => codec.decode(record.tag, record.payload)
 
     const jobFor = (task: DurableTask, deferred: Deferred.Deferred<unknown, unknown> | undefined): Job =>
       executor.job(handlers.handle(task), handlers.context, executor.config.policy, deferred)
@@ -298,28 +288,6 @@ export const make = (
     const prefix = (yield* Random.nextInt).toString(36) + (yield* Random.nextInt).toString(36)
     let counter = 0
 
-    /**
-     * A synchronous encoder per kind, built on first use: `Schema.encode`
-     * would look the parser up and build an effect for every task. When it
-     * cannot answer (the task does not encode, or its schema encodes
-     * asynchronously), `encodeEffect` does the work, and gives the error.
-     */
-    const encoders = new Map<AnyTaskKind, (task: DurableTask) => Either.Either<unknown, unknown>>()
-    const encoderOf = (kind: AnyTaskKind) => {
-      let encoder = encoders.get(kind)
-      if (encoder === undefined) {
-        encoder = ParseResult.encodeUnknownEither(kind)
-        encoders.set(kind, encoder)
-      }
-      return encoder
-    }
-
-    const encodeEffect = (kind: AnyTaskKind, task: DurableTask) =>
-      Schema.encode(kind)(task).pipe(
-        Effect.map((encoded) => JSON.stringify(encoded)),
-        Effect.mapError((error) => new SequentInvalidTaskError({ tag: task._tag, reason: error.message }))
-      )
-
     const offer = (
       task: DurableTask,
       options: DurableTaskOptions | undefined,
@@ -339,10 +307,8 @@ export const make = (
         // ids and keys that every journal stores exactly (internal/taskInput.ts)
         const invalid = invalidIdOrKey(task._tag, options?.id, options?.key)
         if (invalid !== undefined) return Effect.fail(invalid)
-        const encoded = encoderOf(kind)(task)
-        return Either.isRight(encoded)
-          ? store(task, options, deferred, JSON.stringify(encoded.right))
-          : Effect.flatMap(encodeEffect(kind, task), (payload) => store(task, options, deferred, payload))
+        // the handler gets the task decoded from its stored form, as after a restart
+        return Effect.flatMap(codec.encode(kind, task), (stored) => store(stored.task, options, deferred, stored.payload))
       })
 
     /** Offers the encoded task to the journal; it is admitted once its transaction commits. */
