@@ -57,6 +57,11 @@ export interface DurableOptions<R = never> extends Omit<SequentOptions<R>, "capa
 /**
  * Options of one durable task.
  *
+ * An id or a key must be stored by every journal exactly as given, so
+ * `schedule` and `submit` refuse with `SequentInvalidTaskError`, before
+ * anything is written, one that contains a NUL character or a lone UTF-16
+ * surrogate, or that is longer than 1024 bytes of UTF-8.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -10,13 +10,21 @@
  * survive those too.
  *
  * Ownership: one process owns a journal file at a time. The owner holds an
- * exclusive SQLite lock on a companion file, `<filename>.lock`, for as long as
- * its layer is alive; a second owner (another process, or another layer in the
- * same process) is refused with `JournalLockedError`. The lock is a POSIX file
- * lock, so the operating system releases it when the owner dies, even by
- * `SIGKILL`, and a restarted process can take over straight away. The
- * `.lock` file itself stays on disk; it holds no data. An in-memory database
- * (`:memory:`) belongs to its connection alone and takes no lock.
+ * exclusive SQLite lock on a companion file, `<real path>.lock`, for as long
+ * as its layer is alive, where the real path is the database file's with
+ * every symbolic link, `.` and `..` resolved; a second owner (another
+ * process, or another layer in the same process) is refused with
+ * `JournalLockedError`, whatever name it reaches the file by. The lock is a
+ * POSIX file lock, so the operating system releases it when the owner dies,
+ * even by `SIGKILL`, and a restarted process can take over straight away. The
+ * `.lock` file itself stays on disk; it holds no data. In the same process,
+ * a second layer is refused even through a hard link to the file; a process
+ * that opens a hard link of the file is not, so give a journal's file one
+ * name only (SQLite names its `-wal` and `-shm` files after the path, and two
+ * processes on two links of one database can corrupt it). An in-memory
+ * database (`":memory:"`, or `layerMemory`) belongs to its connection alone
+ * and takes no lock; an empty filename is refused, as it would give an
+ * anonymous temporary database that keeps nothing.
  *
  * Connection: `layer` opens a client of its own, and the journal holds that
  * client's connection for as long as the layer lives, running its statements
@@ -29,12 +37,12 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import Sqlite from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { Journal, JournalError, JournalLockedError } from "./Journal.js"
+import { Journal, JournalError, type JournalLockedError } from "./Journal.js"
 import * as internal from "./internal/sqlJournal.js"
+import * as owner from "./internal/sqliteOwner.js"
 
 /**
  * Options shared by every constructor.
@@ -67,9 +75,10 @@ export interface LayerOptions extends MakeOptions {
 
 /**
  * Builds the journal over the `SqliteClient` in context: takes the
- * `<filename>.lock` ownership lock (skipped for `:memory:` databases), switches
- * the connection to WAL with `synchronous = NORMAL`, and creates or migrates
- * the tables.
+ * ownership lock (skipped for a `:memory:` database), switches the connection
+ * to WAL with `synchronous = NORMAL`, and creates or migrates the tables. A
+ * client opened on an empty filename (an anonymous temporary database, which
+ * keeps nothing) is refused with `JournalError`.
  *
  * @since 0.1.0
  * @category constructors
@@ -83,13 +92,20 @@ export const make = (
 > =>
   Effect.gen(function*() {
     const client = yield* SqliteClient.SqliteClient
-    yield* acquireLock(client.config.filename)
+    const target = yield* owner.resolve(client.config.filename)
+    if (target._tag === "file") {
+      yield* owner.lockFile(target)
+      yield* owner.claimFile(target)
+    }
     return yield* makeLocked(client, options, "shared")
   })
 
 /**
  * A journal in the SQLite file `filename`, which is created if missing. The
  * layer owns the file (see the module documentation) until its scope closes.
+ * A missing or empty `filename`, or one that names a directory, fails the
+ * layer with `JournalError`; `":memory:"` is a journal that keeps nothing
+ * (see `layerMemory`).
  *
  * @example
  * ```ts
@@ -112,18 +128,35 @@ export const layer = (options: LayerOptions): Layer.Layer<Journal, JournalError 
   Layer.scoped(
     Journal,
     Effect.gen(function*() {
+      const target = yield* owner.resolve(options.filename)
+      if (target._tag === "memory") return yield* makeLocked(yield* open(":memory:", ":memory:"), options, "owned")
       // Take ownership before touching the database file at all.
-      yield* acquireLock(options.filename)
-      const client = yield* SqliteClient.make({ filename: options.filename }).pipe(
-        // better-sqlite3 throws when it cannot open the file.
-        Effect.catchAllDefect((cause) =>
-          Effect.fail(new JournalError({ reason: `Failed to open the journal ${options.filename}`, cause }))
-        )
-      )
+      yield* owner.lockFile(target)
+      const client = yield* open(target.path, target.filename)
+      yield* owner.claimFile(target)
       // Nothing else can reach this client, so the journal may hold its connection.
       return yield* makeLocked(client, options, "owned")
     })
   ).pipe(Layer.provide(Reactivity.layer))
+
+/**
+ * A journal in an in-memory SQLite database: nothing survives the layer, and
+ * no lock is taken. For tests; `Journal.layerMemory` does the same without
+ * SQLite.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options?: MakeOptions | undefined): Layer.Layer<Journal, JournalError> =>
+  Layer.scoped(Journal, Effect.flatMap(open(":memory:", ":memory:"), (client) => makeLocked(client, options, "owned")))
+    .pipe(Layer.provide(Reactivity.layer))
+
+/** A client of the journal's own on `filename` (`shown` in errors). */
+const open = (filename: string, shown: string) =>
+  SqliteClient.make({ filename }).pipe(
+    // better-sqlite3 throws when it cannot open the file.
+    Effect.catchAllDefect((cause) => Effect.fail(new JournalError({ reason: `Failed to open the journal ${shown}`, cause })))
+  )
 
 /**
  * The journal over an existing `SqliteClient` (for example one that other
@@ -153,38 +186,3 @@ const makeLocked = (
       Effect.provideService(SqlClient.SqlClient, client)
     )
   })
-
-const isInMemory = (filename: string) => filename === "" || filename === ":memory:" || filename.startsWith("file::memory:")
-
-/**
- * Holds `BEGIN EXCLUSIVE` on `<filename>.lock` through a connection of its own
- * for the lifetime of the scope. Closing the connection (scope end, or the
- * process dying) releases it.
- */
-const acquireLock = (filename: string): Effect.Effect<void, JournalError | JournalLockedError, Scope.Scope> => {
-  if (isInMemory(filename)) return Effect.void
-  const lockFile = `${filename}.lock`
-  return Effect.acquireRelease(
-    Effect.try({
-      // timeout 0: refuse at once instead of waiting for the holder
-      try: () => new Sqlite(lockFile, { timeout: 0 }),
-      catch: (cause) => new JournalError({ reason: `Failed to open the journal lock ${lockFile}`, cause })
-    }),
-    (db) => Effect.sync(() => db.close())
-  ).pipe(
-    Effect.flatMap((db) =>
-      Effect.try({
-        try: () => db.exec("BEGIN EXCLUSIVE"),
-        catch: (cause) =>
-          isBusy(cause)
-            ? new JournalLockedError({ resource: filename, cause })
-            : new JournalError({ reason: `Failed to lock the journal ${filename}`, cause })
-      })
-    )
-  )
-}
-
-const isBusy = (cause: unknown) => {
-  const code = (cause as { readonly code?: unknown } | null)?.code
-  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED"
-}

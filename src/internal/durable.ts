@@ -9,9 +9,7 @@ import type * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type {
   DurableOptions,
@@ -23,54 +21,15 @@ import type {
 import type { Journal, JournalEntry, JournalError, JournalRecord } from "../Journal.js"
 import { SequentInvalidTaskError } from "../SequentError.js"
 import { type AnyTaskKind, outcome, type TaskHandlers } from "../TaskKind.js"
+import { make as makeCodec } from "./codec.js"
 import * as JournalStore from "./durableStore.js"
 import type { Executor } from "./executor.js"
 import { refuseInDurableMode } from "./options.js"
+import { invalidIdOrKey } from "./taskInput.js"
 import { control, makeExecutor } from "./sequent.js"
 
 type Handlers = TaskHandlers["Type"]
-
-/** The task a stored record runs, or why it cannot: its kind is gone, or its payload no longer decodes. */
-const decoder = (handlers: Handlers) => (record: JournalRecord): Either.Either<Effect.Effect<unknown, unknown>, string> => {
-  const kind = handlers.kinds.get(record.tag)
-  if (kind === undefined) return Either.left(`no task kind ${record.tag} is registered`)
-  return Either.try({ try: () => JSON.parse(record.payload) as unknown, catch: (error) => `${error}` }).pipe(
-    Either.flatMap((json) =>
-      Either.mapLeft(
-        ParseResult.decodeUnknownEither(kind)(json),
-        (error) => `the payload no longer decodes as ${record.tag}: ${ParseResult.TreeFormatter.formatIssueSync(error)}`
-      )
-    ),
-    Either.map((task) => handlers.handle(task as DurableTask))
-  )
-}
-
-/**
- * Encodes a task with its kind's schema into the JSON text the journal keeps.
- * A synchronous encoder per kind is built on first use: `Schema.encode` would
- * look the parser up and build an effect for every task. When it cannot answer
- * (the task does not encode, or its schema encodes asynchronously), the
- * effectful encoder does the work, and gives the error.
- */
-const encoder = () => {
-  const encoders = new Map<AnyTaskKind, (task: DurableTask) => Either.Either<unknown, unknown>>()
-  const encoderOf = (kind: AnyTaskKind) => {
-    let encode = encoders.get(kind)
-    if (encode === undefined) {
-      encode = ParseResult.encodeUnknownEither(kind)
-      encoders.set(kind, encode)
-    }
-    return encode
-  }
-  return (kind: AnyTaskKind, task: DurableTask): Effect.Effect<string, SequentInvalidTaskError> => {
-    const encoded = encoderOf(kind)(task)
-    if (Either.isRight(encoded)) return Effect.succeed(JSON.stringify(encoded.right))
-    return Schema.encode(kind)(task).pipe(
-      Effect.map((value) => JSON.stringify(value)),
-      Effect.mapError((error) => new SequentInvalidTaskError({ tag: task._tag, reason: error.message }))
-    )
-  }
-}
+type Codec = ReturnType<typeof makeCodec>
 
 /** Ids for tasks scheduled without one: unique to this executor's life. */
 const autoIds = Effect.map(
@@ -93,10 +52,10 @@ const kindOf = (handlers: Handlers, task: DurableTask): Either.Either<AnyTaskKin
 const scheduler = (
   executor: Executor<JournalEntry, JournalError>,
   handlers: Handlers,
+  codec: Codec,
   clock: Clock.Clock,
   nextId: () => string
 ) => {
-  const encode = encoder()
   const policy = executor.config.policy
   const offerEncoded = (
     task: DurableTask,
@@ -121,7 +80,13 @@ const scheduler = (
     Effect.suspend(() => {
       const kind = kindOf(handlers, task)
       if (Either.isLeft(kind)) return Effect.fail(kind.left)
-      return Effect.flatMap(encode(kind.right, task), (payload) => offerEncoded(task, options, deferred, payload))
+      const invalid = invalidIdOrKey(task._tag, options?.id, options?.key)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      // the handler gets the task decoded from its stored form, as after a restart
+      return Effect.flatMap(
+        codec.encode(kind.right, task),
+        (stored) => offerEncoded(stored.task, options, deferred, stored.payload)
+      )
     }) as Effect.Effect<void, DurableScheduleError>
 }
 
@@ -140,10 +105,13 @@ export const make = <R>(
   Effect.gen(function*() {
     yield* Effect.orDie(refuseInDurableMode(options))
     const clock = yield* Effect.clock
-    const store = yield* JournalStore.make(journal, { decode: decoder(handlers), context: handlers.context }, clock)
+    const codec = makeCodec(handlers.kinds)
+    const decode = (record: JournalRecord) =>
+      Effect.map(codec.decode(record.tag, record.payload), (task) => handlers.handle(task))
+    const store = yield* JournalStore.make(journal, { decode, context: handlers.context }, clock)
     const executor = yield* makeExecutor(options, store)
     yield* store.restore
-    const schedule = scheduler(executor, handlers, clock, yield* autoIds)
+    const schedule = scheduler(executor, handlers, codec, clock, yield* autoIds)
     const base = control(executor)
     return {
       ...base,

@@ -17,7 +17,6 @@ import type * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import type {
@@ -63,7 +62,7 @@ const keyOf = (lane: string): string | undefined => lane === "" ? undefined : la
 /** What the durable executor knows of its tasks, to run a stored one. */
 export interface Tasks {
   /** The task a stored record runs, or why it cannot run. */
-  readonly decode: (record: JournalRecord) => Either.Either<Effect.Effect<unknown, unknown>, string>
+  readonly decode: (record: JournalRecord) => Effect.Effect<Effect.Effect<unknown, unknown>, string>
   /** The services every stored task runs with. */
   readonly context: Context.Context<unknown>
 }
@@ -115,19 +114,21 @@ class Holdings {
     else this.intake.restore(key, job)
   }
 
-  /** Queues a stored record; answers with the dead-letter write of one that cannot run. */
+  /** Queues a stored record, or dead-letters one that cannot run. */
   restore(record: JournalRecord): Effect.Effect<void, JournalError> {
-    const task = this.tasks.decode(record)
-    if (Either.isLeft(task)) {
-      return Effect.zipRight(
-        Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${task.left}`),
-        this.journal.deadLetter(record.seq, task.left, this.clock.unsafeCurrentTimeMillis())
-      )
-    }
-    const job = this.intake.job(task.right, this.tasks.context, this.intake.config.policy, undefined)
-    job.attempts = record.attempts
-    this.hold(keyOf(record.lane), job, record.seq, false)
-    return Effect.void
+    return Effect.matchEffect(this.tasks.decode(record), {
+      onFailure: (reason) =>
+        Effect.zipRight(
+          Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
+          this.journal.deadLetter(record.seq, reason, this.clock.unsafeCurrentTimeMillis())
+        ),
+      onSuccess: (task) =>
+        Effect.sync(() => {
+          const job = this.intake.job(task, this.tasks.context, this.intake.config.policy, undefined)
+          job.attempts = record.attempts
+          this.hold(keyOf(record.lane), job, record.seq, false)
+        })
+    })
   }
 
   /** Queues the jobs of an append that answered; an id that was already kept is not kept again. */
@@ -140,21 +141,21 @@ class Holdings {
   }
 
   /**
-   * Queues every pending record the executor does not hold: those of `batch`
-   * with their callers' jobs (the rest of `batch` is released), any other as
-   * restored. Answers with the ids it queued, and the dead-letter writes of
-   * the records that cannot run. Synchronous, so that it acts on one reading
-   * of the journal as a whole.
+   * Queues the pending records of `batch` that the executor does not hold,
+   * with their callers' jobs, and releases the rest of `batch`. Answers with
+   * the ids of every pending record the executor does not hold, and those
+   * records that are not of `batch` (strays, for `restore`). Synchronous, so
+   * that it acts on one reading of the journal as a whole.
    */
   adoptFrom(pending: ReadonlyArray<JournalRecord>, batch: ReadonlyArray<Appending>) {
     const ours = new Map(batch.map((appending) => [appending.entry.id, appending]))
     const adopted = new Set<string>()
-    const deadLetters: Array<Effect.Effect<void, JournalError>> = []
+    const strays: Array<JournalRecord> = []
     for (const record of pending) {
       if (this.live.has(record.seq)) continue
       adopted.add(record.id)
       const appending = ours.get(record.id)
-      if (appending === undefined) deadLetters.push(this.restore(record))
+      if (appending === undefined) strays.push(record)
       else {
         ours.delete(record.id)
         this.hold(appending.key, appending.job, record.seq, true)
@@ -162,14 +163,14 @@ class Holdings {
     }
     // not stored now: already kept (the batch then counts as stored), or not stored at all (it fails)
     for (const { entry, job } of ours.values()) this.intake.release(job, duplicate(entry))
-    return { adopted, deadLetters }
+    return { adopted, strays }
   }
 
   /** Reads the journal (until it answers) and adopts what it holds that the executor does not. */
   adopt(what: string, batch: ReadonlyArray<Appending>): Effect.Effect<ReadonlySet<string>> {
     return Effect.flatMap(persist(what, this.journal.pending), (pending) => {
-      const { adopted, deadLetters } = this.adoptFrom(pending, batch)
-      return Effect.as(Effect.forEach(deadLetters, (write) => persist("dead letter", write), { discard: true }), adopted)
+      const { adopted, strays } = this.adoptFrom(pending, batch)
+      return Effect.as(Effect.forEach(strays, (record) => persist("restore", this.restore(record)), { discard: true }), adopted)
     })
   }
 
@@ -198,7 +199,7 @@ const appendBatch = (journal: Journal.Service, holdings: Holdings) => (batch: Re
 /** A redrive, checked against the journal when its write fails, as an append is. */
 const redrive = (journal: Journal.Service, holdings: Holdings) => (id: string) =>
   journal.redrive(id).pipe(
-    Effect.flatMap((record) => persist("dead letter", holdings.restore(record))),
+    Effect.flatMap((record) => persist("restore", holdings.restore(record))),
     Effect.catchTag("JournalError", (error) =>
       Effect.flatMap(holdings.adopt("redrive check", []), (adopted) => adopted.has(id) ? Effect.void : Effect.fail(error)))
   )

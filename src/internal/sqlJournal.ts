@@ -12,6 +12,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Predicate from "effect/Predicate"
 import type { AppendResult, DeadLetter, JournalEntry, JournalRecord } from "../Journal.js"
 import { Journal, JournalError, JournalNotFoundError } from "../Journal.js"
 
@@ -167,7 +168,57 @@ const toDeadLetter = (row: DeadLetterRow): DeadLetter => ({
   failedAt: Number(row.failed_at)
 })
 
-const sqlFailure = (reason: string) => (cause: SqlError) => new JournalError({ reason, cause })
+const isSqlError = (u: unknown): u is SqlError => Predicate.isTagged(u, "SqlError")
+
+/**
+ * Maps every way a journal statement can fail to a `JournalError` with
+ * `reason`: a `SqlError`, and anything the driver throws (which reaches the
+ * journal as a defect). The journal's own typed errors and interruption pass
+ * through, so no failure of the database ever escapes the `JournalError`
+ * channel.
+ *
+ * @internal
+ */
+export const guard = (reason: string) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, SqlError> | JournalError, R> =>
+  effect.pipe(
+    Effect.mapError((error): Exclude<E, SqlError> | JournalError =>
+      isSqlError(error) ? new JournalError({ reason, cause: error }) : error as Exclude<E, SqlError>
+    ),
+    Effect.catchAllDefect((cause) => Effect.fail(new JournalError({ reason, cause })))
+  )
+
+/**
+ * Runs `effect` between `BEGIN` and `COMMIT` on the connection that
+ * `execute` reaches, and leaves that connection out of any transaction
+ * whatever happens:
+ *
+ * - a body that fails is rolled back, and the body's failure is the result;
+ * - a `COMMIT` that fails is rolled back (a failed `COMMIT` can leave the
+ *   transaction open: SQLite does so when a deferred constraint fails), and
+ *   the `COMMIT`'s failure is the result, typed, never a defect;
+ * - a `BEGIN` that fails is rolled back too, so a transaction left open by a
+ *   failure of an earlier `ROLLBACK` is closed for the next try.
+ *
+ * A `ROLLBACK` that fails is ignored: SQLite rolls a transaction back by
+ * itself after some errors (`SQLITE_FULL`, a trigger's `RAISE(ROLLBACK)`),
+ * and then refuses the explicit one with "no transaction is active".
+ *
+ * @internal
+ */
+export const inTransaction = (execute: (text: string) => Effect.Effect<unknown, SqlError>) => {
+  const rollback = Effect.catchAllCause(execute("ROLLBACK"), () => Effect.void)
+  const begin = Effect.onError(execute("BEGIN"), () => rollback)
+  const commit = Effect.onError(execute("COMMIT"), () => rollback)
+  return <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | SqlError> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(begin, Effect.exit(restore(effect))).pipe(
+        Effect.flatMap((exit): Effect.Effect<A, E | SqlError> =>
+          Exit.isSuccess(exit) ? Effect.as(commit, exit.value) : Effect.zipRight(rollback, exit)
+        )
+      )
+    )
+}
 
 /**
  * How the journal reaches its database.
@@ -197,32 +248,30 @@ interface Runner {
   readonly transaction: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | SqlError>
 }
 
+/**
+ * Statements through the client. A transaction reserves a connection (as the
+ * client's `withTransaction` does) and runs the statements on it, but commits
+ * and rolls back with `inTransaction`: `withTransaction` turns a failed
+ * `COMMIT` or `ROLLBACK` into a defect, and leaves the transaction open.
+ */
 const sharedRunner = (sql: SqlClient.SqlClient): Runner => ({
   run: <A extends object>(text: string, params: ReadonlyArray<unknown>) => sql.unsafe<A>(text, params),
-  transaction: sql.withTransaction
+  transaction: (effect) =>
+    Effect.scoped(Effect.flatMap(sql.reserve, (connection) =>
+      inTransaction((text) => connection.execute(text, [], undefined))(
+        Effect.provideService(effect, SqlClient.TransactionConnection, [connection, 0])
+      )))
 })
 
 /**
  * Statements on a connection held for the journal's lifetime. The journal
  * runs one operation at a time on it (each holds the write permit), so a
- * transaction is plain `BEGIN` and `COMMIT`, as the client's
- * `withTransaction` would do on the same connection: a `BEGIN` that fails
- * fails the operation, a failed `COMMIT` or `ROLLBACK` is a defect.
+ * transaction is plain `BEGIN` and `COMMIT` on it, through `inTransaction`.
  */
 const ownedRunner = (connection: SqlConnection.Connection): Runner => {
   const run = <A extends object>(text: string, params: ReadonlyArray<unknown>) =>
     connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<A>, SqlError>
-  const commit = Effect.orDie(run("COMMIT", []))
-  const rollback = Effect.orDie(run("ROLLBACK", []))
-  return {
-    run,
-    transaction: (effect) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.zipRight(run("BEGIN", []), Effect.exit(restore(effect))).pipe(
-          Effect.flatMap((exit) => Effect.zipRight(Exit.isSuccess(exit) ? commit : rollback, exit))
-        )
-      )
-  }
+  return { run, transaction: inTransaction((text) => run(text, [])) }
 }
 
 /**
@@ -248,7 +297,7 @@ export const make = Effect.fnUntraced(function*(options: {
 
   const owned = options.connection === "owned"
   const { run, transaction } = owned
-    ? ownedRunner(yield* Effect.mapError(sql.reserve, sqlFailure("Failed to reserve the journal's connection")))
+    ? ownedRunner(yield* guard("Failed to reserve the journal's connection")(sql.reserve))
     : sharedRunner(sql)
   /** Runs a statement built with the client's template (it is only compiled, never run by the client). */
   const runCompiled = <A extends object>(statement: Statement.Statement<unknown>) => {
@@ -363,12 +412,12 @@ export const make = Effect.fnUntraced(function*(options: {
           // a single statement is atomic on its own, more need a transaction
           entries.length > chunkSize ? transaction(appendAll(entries)) : appendAll(entries)
         ).pipe(
-          Effect.mapError(sqlFailure(`Failed to append ${entries.length} journal entries`))
+          guard(`Failed to append ${entries.length} journal entries`)
         ),
     attemptFailed: (seq, attempts) =>
       exclusive(run(updateAttempts, [attempts, seq])).pipe(
         Effect.asVoid,
-        Effect.mapError(sqlFailure(`Failed to record the attempts of journal record ${seq}`))
+        guard(`Failed to record the attempts of journal record ${seq}`)
       ),
     complete: (seqs) =>
       seqs.length === 0
@@ -377,7 +426,7 @@ export const make = Effect.fnUntraced(function*(options: {
           seqs.length === 1 ? run(completeOne, seqs) : run(completeMany.text, [completeMany.param(seqs)])
         ).pipe(
           Effect.asVoid,
-          Effect.mapError(sqlFailure(`Failed to complete ${seqs.length} journal records`))
+          guard(`Failed to complete ${seqs.length} journal records`)
         ),
     deadLetter: (seq, reason, failedAt, haltLane) =>
       exclusive(transaction(Effect.gen(function*() {
@@ -402,25 +451,25 @@ export const make = Effect.fnUntraced(function*(options: {
         if (haltLane === true) {
           yield* runCompiled(sql`INSERT INTO ${haltedTable} (lane) VALUES (${record.lane}) ON CONFLICT (lane) DO NOTHING`)
         }
-      }))).pipe(Effect.mapError(sqlFailure(`Failed to dead-letter journal record ${seq}`))),
+      }))).pipe(guard(`Failed to dead-letter journal record ${seq}`)),
     haltedLanes: reading(runCompiled<{ readonly lane: string }>(sql`SELECT lane FROM ${haltedTable} ORDER BY lane`)).pipe(
       Effect.map((rows) => rows.map((row) => row.lane)),
-      Effect.mapError(sqlFailure("Failed to read the journal's halted lanes"))
+      guard("Failed to read the journal's halted lanes")
     ),
     unhalt: (lane) =>
       exclusive(runCompiled(
         lane === undefined ? sql`DELETE FROM ${haltedTable}` : sql`DELETE FROM ${haltedTable} WHERE lane = ${lane}`
       )).pipe(
         Effect.asVoid,
-        Effect.mapError(sqlFailure(`Failed to resume ${lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`}`))
+        guard(`Failed to resume ${lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`}`)
       ),
     pending: reading(run<RecordRow>(...selectPending)).pipe(
       Effect.map((rows) => rows.map(toRecord)),
-      Effect.mapError(sqlFailure("Failed to read the pending journal records"))
+      guard("Failed to read the pending journal records")
     ),
     deadLetters: reading(run<DeadLetterRow>(...selectDeadLetters)).pipe(
       Effect.map((rows) => rows.map(toDeadLetter)),
-      Effect.mapError(sqlFailure("Failed to read the journal's dead letters"))
+      guard("Failed to read the journal's dead letters")
     ),
     redrive: (id) =>
       exclusive(transaction(Effect.gen(function*() {
@@ -436,14 +485,13 @@ export const make = Effect.fnUntraced(function*(options: {
         }
         return { ...letter, seq: Number(inserted.seq), attempts: 0 }
       }))).pipe(
-        Effect.catchTag("SqlError", (cause) =>
-          Effect.fail(new JournalError({ reason: `Failed to redrive journal record ${JSON.stringify(id)}`, cause })))
+        guard(`Failed to redrive journal record ${JSON.stringify(id)}`)
       ),
     discard: (id) =>
       exclusive(runCompiled<DeadLetterRow>(sql`
         DELETE FROM ${deadTable} WHERE id = ${id}
         RETURNING seq, id, lane, tag, payload, scheduled_at, attempts, reason, failed_at`)).pipe(
-        Effect.mapError(sqlFailure(`Failed to discard journal record ${JSON.stringify(id)}`)),
+        guard(`Failed to discard journal record ${JSON.stringify(id)}`),
         Effect.flatMap((rows) =>
           rows.length === 0 ? Effect.fail(new JournalNotFoundError({ id })) : Effect.succeed(toDeadLetter(rows[0]))
         )
