@@ -274,119 +274,136 @@ const ownedRunner = (connection: SqlConnection.Connection): Runner => {
   return { run, transaction: inTransaction((text) => run(text, [])) }
 }
 
-/**
- * Builds the journal over the `SqlClient` in context, creating its tables
- * first. Writes are serialised by one permit, so two writers in this process
- * never race on the same id; ownership across processes is the caller's.
- *
- * @internal
- */
-export const make = Effect.fnUntraced(function*(options: {
+/** The journal's database, as every group of its operations reaches it. */
+interface Db {
+  readonly sql: SqlClient.SqlClient
+  readonly run: Runner["run"]
+  readonly transaction: Runner["transaction"]
+  /** Runs a statement built with the client's template (it is only compiled, never run by the client). */
+  readonly runCompiled: <A extends object>(statement: Statement.Statement<unknown>) => Effect.Effect<ReadonlyArray<A>, SqlError>
+  /** Writes take one permit, so two writers in this process never race on the same id. */
+  readonly exclusive: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
+  /** Reads need the permit only on an owned connection, where another operation's transaction may be open. */
+  readonly reading: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
+  readonly pendingTable: Statement.Identifier
+  readonly deadTable: Statement.Identifier
+  readonly haltedTable: Statement.Identifier
+  /** The table names, quoted, for the statements built as text. */
+  readonly pendingName: string
+  readonly deadName: string
+  readonly placeholder: (i: number) => string
+}
+
+const openDb = Effect.fnUntraced(function*(options: {
   readonly tablePrefix: string
   readonly connection?: Connection | undefined
 }) {
   const sql = (yield* SqlClient.SqlClient).withoutTransforms()
   yield* migrate(options.tablePrefix).pipe(Effect.provideService(SqlClient.SqlClient, sql))
-
   const names = tables(options.tablePrefix)
-  const pendingTable = sql(names.pending)
-  const deadTable = sql(names.deadLetters)
-  const haltedTable = sql(names.halted)
-  const writePermit = yield* Effect.makeSemaphore(1)
-  const exclusive = writePermit.withPermits(1)
-
+  const exclusive = (yield* Effect.makeSemaphore(1)).withPermits(1)
   const owned = options.connection === "owned"
   const { run, transaction } = owned
     ? ownedRunner(yield* guard("Failed to reserve the journal's connection")(sql.reserve))
     : sharedRunner(sql)
-  /** Runs a statement built with the client's template (it is only compiled, never run by the client). */
-  const runCompiled = <A extends object>(statement: Statement.Statement<unknown>) => {
-    const [text, params] = statement.compile()
-    return run<A>(text, params)
+  const pendingTable = sql(names.pending)
+  const deadTable = sql(names.deadLetters)
+  const db: Db = {
+    sql,
+    run,
+    transaction,
+    runCompiled: <A extends object>(statement: Statement.Statement<unknown>) => {
+      const [text, params] = statement.compile()
+      return run<A>(text, params)
+    },
+    exclusive,
+    reading: owned ? exclusive : (effect) => effect,
+    pendingTable,
+    deadTable,
+    haltedTable: sql(names.halted),
+    pendingName: sql`${pendingTable}`.compile()[0],
+    deadName: sql`${deadTable}`.compile()[0],
+    placeholder: sql.onDialectOrElse({ pg: () => (i: number) => `$${i}`, orElse: () => (_: number) => "?" })
   }
-  /** Reads need the permit only on an owned connection, where another operation's transaction may be open. */
-  const reading = owned ? exclusive : <A, E>(effect: Effect.Effect<A, E>) => effect
+  return db
+})
 
-  // The table names, quoted, for the statements built as text.
-  const [pendingName] = sql`${pendingTable}`.compile()
-  const [deadName] = sql`${deadTable}`.compile()
-  const placeholder = sql.onDialectOrElse({
-    pg: () => (i: number) => `$${i}`,
-    orElse: () => (_: number) => "?"
+/**
+ * Inserts the entries whose id is neither pending nor dead-lettered, in one
+ * statement, numbering them in input order (`ORDER BY n`); answers with the
+ * rows it inserted. The CASTs give PostgreSQL the types its untyped VALUES
+ * lack, and are no-ops for SQLite. A row is six placeholders, so the text for
+ * a given batch size is always the same (and stays prepared in the client's
+ * statement cache).
+ */
+const insertNew = (db: Db, entries: ReadonlyArray<JournalEntry>) => {
+  const { placeholder } = db
+  const params: Array<unknown> = []
+  const rows: Array<string> = []
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]
+    const p = params.length
+    params.push(i, entry.id, entry.lane, entry.tag, entry.payload, entry.scheduledAt)
+    const marks = [1, 2, 3, 4, 5, 6].map((k) => placeholder(p + k))
+    rows.push(`(${marks.join(",")})`)
+  }
+  return db.run<{ readonly id: string; readonly seq: number | string }>(
+    `WITH v (n, id, lane, tag, payload, scheduled_at) AS (VALUES ${rows.join(",")})
+    INSERT INTO ${db.pendingName} (id, lane, tag, payload, scheduled_at)
+    SELECT id, lane, tag, payload, CAST(scheduled_at AS DOUBLE PRECISION) FROM v
+    WHERE NOT EXISTS (SELECT 1 FROM ${db.deadName} d WHERE d.id = v.id)
+    ORDER BY CAST(n AS INTEGER)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, seq`,
+    params
+  )
+}
+
+const existingSeqs = (db: Db, ids: ReadonlyArray<string>) => {
+  const { deadTable, pendingTable, sql } = db
+  return db.runCompiled<{ readonly id: string; readonly seq: number | string }>(sql`
+    SELECT id, seq FROM ${pendingTable} WHERE id IN ${sql.in(ids)}
+    UNION ALL
+    SELECT id, seq FROM ${deadTable} WHERE id IN ${sql.in(ids)}`)
+}
+
+const appendAll = (db: Db, entries: ReadonlyArray<JournalEntry>) =>
+  Effect.gen(function*() {
+    // the first occurrence of each id, in input order
+    const unique = new Map<string, JournalEntry>()
+    for (const entry of entries) if (!unique.has(entry.id)) unique.set(entry.id, entry)
+    // id -> seq of every record that is, or is now, stored
+    const seqs = new Map<string, number>()
+    const inserted = new Set<string>()
+    for (const chunk of chunksOf(Array.from(unique.values()), chunkSize)) {
+      for (const row of yield* insertNew(db, chunk)) {
+        seqs.set(row.id, Number(row.seq))
+        inserted.add(row.id)
+      }
+    }
+    // The rest were already pending or dead-lettered: the common case is
+    // that there are none, and this costs nothing.
+    const known = Array.from(unique.keys()).filter((id) => !inserted.has(id))
+    for (const chunk of chunksOf(known, chunkSize)) {
+      if (chunk.length === 0) continue
+      for (const row of yield* existingSeqs(db, chunk)) seqs.set(row.id, Number(row.seq))
+    }
+    return entries.map((entry): AppendResult => ({
+      seq: seqs.get(entry.id)!,
+      inserted: inserted.delete(entry.id)
+    }))
   })
 
-  /**
-   * Inserts the entries whose id is neither pending nor dead-lettered, in one
-   * statement, numbering them in input order (`ORDER BY n`); answers with the
-   * rows it inserted. The CASTs give PostgreSQL the types its untyped VALUES
-   * lack, and are no-ops for SQLite. A row is six placeholders, so the text
-   * for a given batch size is always the same (and stays prepared in the
-   * client's statement cache).
-   */
-  const insertNew = (entries: ReadonlyArray<JournalEntry>) => {
-    const params: Array<unknown> = []
-    const rows: Array<string> = []
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]
-      const p = params.length
-      params.push(i, entry.id, entry.lane, entry.tag, entry.payload, entry.scheduledAt)
-      rows.push(
-        `(${placeholder(p + 1)},${placeholder(p + 2)},${placeholder(p + 3)},${placeholder(p + 4)},${
-          placeholder(p + 5)
-        },${placeholder(p + 6)})`
-      )
-    }
-    return run<{ readonly id: string; readonly seq: number | string }>(
-      `WITH v (n, id, lane, tag, payload, scheduled_at) AS (VALUES ${rows.join(",")})
-      INSERT INTO ${pendingName} (id, lane, tag, payload, scheduled_at)
-      SELECT id, lane, tag, payload, CAST(scheduled_at AS DOUBLE PRECISION) FROM v
-      WHERE NOT EXISTS (SELECT 1 FROM ${deadName} d WHERE d.id = v.id)
-      ORDER BY CAST(n AS INTEGER)
-      ON CONFLICT (id) DO NOTHING
-      RETURNING id, seq`,
-      params
-    )
-  }
-
-  const existingSeqs = (ids: ReadonlyArray<string>) =>
-    runCompiled<{ readonly id: string; readonly seq: number | string }>(sql`
-      SELECT id, seq FROM ${pendingTable} WHERE id IN ${sql.in(ids)}
-      UNION ALL
-      SELECT id, seq FROM ${deadTable} WHERE id IN ${sql.in(ids)}`)
-
-  const appendAll = (entries: ReadonlyArray<JournalEntry>) =>
-    Effect.gen(function*() {
-      // the first occurrence of each id, in input order
-      const unique = new Map<string, JournalEntry>()
-      for (const entry of entries) if (!unique.has(entry.id)) unique.set(entry.id, entry)
-      // id -> seq of every record that is, or is now, stored
-      const seqs = new Map<string, number>()
-      const inserted = new Set<string>()
-      for (const chunk of chunksOf(Array.from(unique.values()), chunkSize)) {
-        for (const row of yield* insertNew(chunk)) {
-          seqs.set(row.id, Number(row.seq))
-          inserted.add(row.id)
-        }
-      }
-      // The rest were already pending or dead-lettered: the common case is
-      // that there are none, and this costs nothing.
-      const known = Array.from(unique.keys()).filter((id) => !inserted.has(id))
-      for (const chunk of chunksOf(known, chunkSize)) {
-        if (chunk.length === 0) continue
-        for (const row of yield* existingSeqs(chunk)) seqs.set(row.id, Number(row.seq))
-      }
-      return entries.map((entry): AppendResult => ({
-        seq: seqs.get(entry.id)!,
-        inserted: inserted.delete(entry.id)
-      }))
-    })
-
-  // The statements on the path of every task have one text whatever the
-  // number of records, so each is prepared once and stays in the client's
-  // statement cache. A batch of completions is one statement, with the seqs
-  // in a single parameter: a JSON array for SQLite, a bigint[] for PostgreSQL.
+/**
+ * The operations on the path of every task. Each has one text whatever the
+ * number of records, so it is prepared once and stays in the client's
+ * statement cache. A batch of completions is one statement, with the seqs in
+ * a single parameter: a JSON array for SQLite, a bigint[] for PostgreSQL.
+ */
+const taskSteps = (db: Db): Pick<Journal.Service, "append" | "attemptFailed" | "complete"> => {
+  const { exclusive, pendingName, placeholder, run } = db
   const completeOne = `DELETE FROM ${pendingName} WHERE seq = ${placeholder(1)}`
-  const completeMany = sql.onDialectOrElse({
+  const completeMany = db.sql.onDialectOrElse({
     pg: () => ({
       text: `DELETE FROM ${pendingName} WHERE seq = ANY($1::bigint[])`,
       param: (seqs: ReadonlyArray<number>): unknown => seqs
@@ -397,21 +414,12 @@ export const make = Effect.fnUntraced(function*(options: {
     })
   })
   const updateAttempts = `UPDATE ${pendingName} SET attempts = ${placeholder(1)} WHERE seq = ${placeholder(2)}`
-  const selectPending = sql`
-    SELECT seq, id, lane, tag, payload, scheduled_at, attempts
-    FROM ${pendingTable} ORDER BY seq`.compile()
-  const selectDeadLetters = sql`
-    SELECT seq, id, lane, tag, payload, scheduled_at, attempts, reason, failed_at
-    FROM ${deadTable} ORDER BY seq`.compile()
-
-  return Journal.of({
+  return {
     append: (entries) =>
       entries.length === 0
         ? Effect.succeed([])
-        : exclusive(
-          // a single statement is atomic on its own, more need a transaction
-          entries.length > chunkSize ? transaction(appendAll(entries)) : appendAll(entries)
-        ).pipe(
+        // a single statement is atomic on its own, more need a transaction
+        : exclusive(entries.length > chunkSize ? db.transaction(appendAll(db, entries)) : appendAll(db, entries)).pipe(
           guard(`Failed to append ${entries.length} journal entries`)
         ),
     attemptFailed: (seq, attempts) =>
@@ -424,71 +432,60 @@ export const make = Effect.fnUntraced(function*(options: {
         ? Effect.void
         : exclusive(
           seqs.length === 1 ? run(completeOne, seqs) : run(completeMany.text, [completeMany.param(seqs)])
-        ).pipe(
-          Effect.asVoid,
-          guard(`Failed to complete ${seqs.length} journal records`)
-        ),
+        ).pipe(Effect.asVoid, guard(`Failed to complete ${seqs.length} journal records`))
+  }
+}
+
+/** Moves a pending record to the dead letters, and records its lane as halted with `haltLane`. */
+const moveToDeadLetters = (db: Db, seq: number, reason: string, failedAt: number, haltLane: boolean | undefined) =>
+  Effect.gen(function*() {
+    const { deadTable, haltedTable, pendingTable, runCompiled, sql } = db
+    const rows = yield* runCompiled<RecordRow>(sql`
+      DELETE FROM ${pendingTable} WHERE seq = ${seq}
+      RETURNING seq, id, lane, tag, payload, scheduled_at, attempts`)
+    if (rows.length === 0) return
+    const { attempts, id, lane, payload, scheduledAt, tag } = toRecord(rows[0])
+    const letter = { seq, id, lane, tag, payload, scheduled_at: scheduledAt, attempts, reason, failed_at: failedAt }
+    yield* runCompiled(sql`INSERT INTO ${deadTable} ${sql.insert(letter)}`)
+    if (haltLane === true) {
+      yield* runCompiled(sql`INSERT INTO ${haltedTable} (lane) VALUES (${lane}) ON CONFLICT (lane) DO NOTHING`)
+    }
+  })
+
+/** Moves a dead letter back to pending, with a new seq and its attempts reset. */
+const moveToPending = (db: Db, id: string) =>
+  Effect.gen(function*() {
+    const rows = yield* db.runCompiled<RecordRow>(db.sql`
+      DELETE FROM ${db.deadTable} WHERE id = ${id}
+      RETURNING seq, id, lane, tag, payload, scheduled_at, attempts`)
+    if (rows.length === 0) return yield* new JournalNotFoundError({ id })
+    const letter = toRecord(rows[0])
+    const [inserted] = yield* insertNew(db, [letter])
+    if (inserted === undefined) {
+      // cannot happen while ids are pending or dead, never both
+      return yield* new JournalError({ reason: `Journal record ${JSON.stringify(id)} is both pending and dead` })
+    }
+    return { ...letter, seq: Number(inserted.seq), attempts: 0 }
+  })
+
+const deadLetterOps = (db: Db): Pick<Journal.Service, "deadLetter" | "deadLetters" | "redrive" | "discard"> => {
+  const { deadTable, exclusive, sql } = db
+  const selectDeadLetters = sql`
+    SELECT seq, id, lane, tag, payload, scheduled_at, attempts, reason, failed_at
+    FROM ${deadTable} ORDER BY seq`.compile()
+  return {
     deadLetter: (seq, reason, failedAt, haltLane) =>
-      exclusive(transaction(Effect.gen(function*() {
-        const rows = yield* runCompiled<RecordRow>(sql`
-          DELETE FROM ${pendingTable} WHERE seq = ${seq}
-          RETURNING seq, id, lane, tag, payload, scheduled_at, attempts`)
-        if (rows.length === 0) return
-        const record = toRecord(rows[0])
-        yield* runCompiled(sql`INSERT INTO ${deadTable} ${
-          sql.insert({
-            seq: record.seq,
-            id: record.id,
-            lane: record.lane,
-            tag: record.tag,
-            payload: record.payload,
-            scheduled_at: record.scheduledAt,
-            attempts: record.attempts,
-            reason,
-            failed_at: failedAt
-          })
-        }`)
-        if (haltLane === true) {
-          yield* runCompiled(sql`INSERT INTO ${haltedTable} (lane) VALUES (${record.lane}) ON CONFLICT (lane) DO NOTHING`)
-        }
-      }))).pipe(guard(`Failed to dead-letter journal record ${seq}`)),
-    haltedLanes: reading(runCompiled<{ readonly lane: string }>(sql`SELECT lane FROM ${haltedTable} ORDER BY lane`)).pipe(
-      Effect.map((rows) => rows.map((row) => row.lane)),
-      guard("Failed to read the journal's halted lanes")
-    ),
-    unhalt: (lane) =>
-      exclusive(runCompiled(
-        lane === undefined ? sql`DELETE FROM ${haltedTable}` : sql`DELETE FROM ${haltedTable} WHERE lane = ${lane}`
-      )).pipe(
-        Effect.asVoid,
-        guard(`Failed to resume ${lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`}`)
+      exclusive(db.transaction(moveToDeadLetters(db, seq, reason, failedAt, haltLane))).pipe(
+        guard(`Failed to dead-letter journal record ${seq}`)
       ),
-    pending: reading(run<RecordRow>(...selectPending)).pipe(
-      Effect.map((rows) => rows.map(toRecord)),
-      guard("Failed to read the pending journal records")
-    ),
-    deadLetters: reading(run<DeadLetterRow>(...selectDeadLetters)).pipe(
+    deadLetters: db.reading(db.run<DeadLetterRow>(...selectDeadLetters)).pipe(
       Effect.map((rows) => rows.map(toDeadLetter)),
       guard("Failed to read the journal's dead letters")
     ),
     redrive: (id) =>
-      exclusive(transaction(Effect.gen(function*() {
-        const rows = yield* runCompiled<RecordRow>(sql`
-          DELETE FROM ${deadTable} WHERE id = ${id}
-          RETURNING seq, id, lane, tag, payload, scheduled_at, attempts`)
-        if (rows.length === 0) return yield* new JournalNotFoundError({ id })
-        const letter = toRecord(rows[0])
-        const [inserted] = yield* insertNew([letter])
-        if (inserted === undefined) {
-          // cannot happen while ids are pending or dead, never both
-          return yield* new JournalError({ reason: `Journal record ${JSON.stringify(id)} is both pending and dead` })
-        }
-        return { ...letter, seq: Number(inserted.seq), attempts: 0 }
-      }))).pipe(
-        guard(`Failed to redrive journal record ${JSON.stringify(id)}`)
-      ),
+      exclusive(db.transaction(moveToPending(db, id))).pipe(guard(`Failed to redrive journal record ${JSON.stringify(id)}`)),
     discard: (id) =>
-      exclusive(runCompiled<DeadLetterRow>(sql`
+      exclusive(db.runCompiled<DeadLetterRow>(sql`
         DELETE FROM ${deadTable} WHERE id = ${id}
         RETURNING seq, id, lane, tag, payload, scheduled_at, attempts, reason, failed_at`)).pipe(
         guard(`Failed to discard journal record ${JSON.stringify(id)}`),
@@ -496,5 +493,44 @@ export const make = Effect.fnUntraced(function*(options: {
           rows.length === 0 ? Effect.fail(new JournalNotFoundError({ id })) : Effect.succeed(toDeadLetter(rows[0]))
         )
       )
-  })
+  }
+}
+
+const laneOps = (db: Db): Pick<Journal.Service, "haltedLanes" | "unhalt" | "pending"> => {
+  const { haltedTable, pendingTable, sql } = db
+  const selectPending = sql`
+    SELECT seq, id, lane, tag, payload, scheduled_at, attempts
+    FROM ${pendingTable} ORDER BY seq`.compile()
+  return {
+    haltedLanes: db.reading(db.runCompiled<{ readonly lane: string }>(sql`SELECT lane FROM ${haltedTable} ORDER BY lane`)).pipe(
+      Effect.map((rows) => rows.map((row) => row.lane)),
+      guard("Failed to read the journal's halted lanes")
+    ),
+    unhalt: (lane) =>
+      db.exclusive(db.runCompiled(
+        lane === undefined ? sql`DELETE FROM ${haltedTable}` : sql`DELETE FROM ${haltedTable} WHERE lane = ${lane}`
+      )).pipe(
+        Effect.asVoid,
+        guard(`Failed to resume ${lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`}`)
+      ),
+    pending: db.reading(db.run<RecordRow>(...selectPending)).pipe(
+      Effect.map((rows) => rows.map(toRecord)),
+      guard("Failed to read the pending journal records")
+    )
+  }
+}
+
+/**
+ * Builds the journal over the `SqlClient` in context, creating its tables
+ * first. Writes are serialised by one permit, so two writers in this process
+ * never race on the same id; ownership across processes is the caller's.
+ *
+ * @internal
+ */
+export const make = Effect.fnUntraced(function*(options: {
+  readonly tablePrefix: string
+  readonly connection?: Connection | undefined
+}) {
+  const db = yield* openDb(options)
+  return Journal.of({ ...taskSteps(db), ...deadLetterOps(db), ...laneOps(db) })
 })
