@@ -6,9 +6,11 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Schema from "effect/Schema"
+import { unstorableText } from "./internal/taskInput.js"
 
 /**
  * Any task kind: a schema of a tagged class with no requirements of its own.
@@ -72,6 +74,12 @@ export type TaskOf<K extends TaskKinds<any>> = K extends TaskKinds<infer Kinds> 
 /**
  * Registers task kinds.
  *
+ * Throws `TaskKindError` (it is called where the kinds are defined, once) when
+ * two different kinds have the same tag, which would leave the task of one to
+ * the handler and schema of the other, or when a tag contains a NUL
+ * character or a lone UTF-16 surrogate, which a journal cannot store. The
+ * same kind given twice counts once.
+ *
  * @example
  * ```ts
  * import { Effect, Schema } from "effect"
@@ -87,7 +95,7 @@ export type TaskOf<K extends TaskKinds<any>> = K extends TaskKinds<infer Kinds> 
  * @category constructors
  */
 export const make = <const Kinds extends ReadonlyArray<AnyTaskKind>>(...kinds: Kinds): TaskKinds<Kinds> => {
-  const byTag = new Map<string, AnyTaskKind>(kinds.map((kind) => [kind._tag, kind]))
+  const byTag = byTagOf(kinds)
   return {
     kinds,
     handlers: <R>(handlers: Handlers<Kinds, R>) =>
@@ -102,5 +110,36 @@ export const make = <const Kinds extends ReadonlyArray<AnyTaskKind>>(...kinds: K
           }
         })
       )
+  }
+}
+
+/** The kinds by tag; throws `TaskKindError` for a tag that is taken by another kind, or that a journal cannot store. */
+const byTagOf = (kinds: ReadonlyArray<AnyTaskKind>): ReadonlyMap<string, AnyTaskKind> => {
+  const byTag = new Map<string, AnyTaskKind>()
+  for (const kind of kinds) {
+    const known = byTag.get(kind._tag)
+    if (known !== undefined && known !== kind) {
+      throw new TaskKindError({ tag: kind._tag, reason: "two different task kinds have this tag" })
+    }
+    const unstorable = unstorableText(kind._tag)
+    if (unstorable !== undefined) throw new TaskKindError({ tag: kind._tag, reason: `the tag contains ${unstorable}` })
+    byTag.set(kind._tag, kind)
+  }
+  return byTag
+}
+
+/**
+ * `TaskKind.make` was given kinds it cannot register: two different kinds
+ * with the same tag, or a tag that a journal cannot store.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TaskKindError extends Data.TaggedError("TaskKindError")<{
+  readonly tag: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `cannot register task kind ${JSON.stringify(this.tag)}: ${this.reason}`
   }
 }
