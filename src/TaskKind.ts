@@ -16,11 +16,13 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { unstorableText } from "./internal/taskInput.js"
 import {
   SequentDuplicateTaskError,
   SequentFalseError,
@@ -158,6 +160,12 @@ export type TaskOf<K extends TaskKinds<any>> = K extends TaskKinds<infer Kinds> 
  * Registers task kinds: `Schema.TaggedClass` kinds, `Schema.TaggedRequest`
  * kinds, or both.
  *
+ * Throws `TaskKindError` (it is called where the kinds are defined, once) when
+ * two different kinds have the same tag, which would leave the task of one to
+ * the handler and schema of the other, or when a tag contains a NUL
+ * character or a lone UTF-16 surrogate, which a journal cannot store. The
+ * same kind given twice counts once.
+ *
  * @example
  * ```ts
  * import { Effect, Schema } from "effect"
@@ -182,7 +190,7 @@ export type TaskOf<K extends TaskKinds<any>> = K extends TaskKinds<infer Kinds> 
  * @category constructors
  */
 export const make = <const Kinds extends ReadonlyArray<AnyTaskKind>>(...kinds: Kinds): TaskKinds<Kinds> => {
-  const byTag = new Map<string, AnyTaskKind>(kinds.map((kind) => [kind._tag, kind]))
+  const byTag = byTagOf(kinds)
   return {
     kinds,
     handlers: <R>(handlers: Handlers<Kinds, R>) =>
@@ -269,4 +277,35 @@ export const outcome = <T extends { readonly _tag: string }>(
   else if (Exit.isSuccess(exit)) answer = roundTrip(kind, "success", exit.value)
   else answer = Effect.flatMap(roundTripCause(kind, exit.cause), (cause) => Effect.failCause(cause))
   return answer as Effect.Effect<SuccessOf<T>, FailureOf<T> | OutcomeError<T>>
+}
+
+/** The kinds by tag; throws `TaskKindError` for a tag that is taken by another kind, or that a journal cannot store. */
+const byTagOf = (kinds: ReadonlyArray<AnyTaskKind>): ReadonlyMap<string, AnyTaskKind> => {
+  const byTag = new Map<string, AnyTaskKind>()
+  for (const kind of kinds) {
+    const known = byTag.get(kind._tag)
+    if (known !== undefined && known !== kind) {
+      throw new TaskKindError({ tag: kind._tag, reason: "two different task kinds have this tag" })
+    }
+    const unstorable = unstorableText(kind._tag)
+    if (unstorable !== undefined) throw new TaskKindError({ tag: kind._tag, reason: `the tag contains ${unstorable}` })
+    byTag.set(kind._tag, kind)
+  }
+  return byTag
+}
+
+/**
+ * `TaskKind.make` was given kinds it cannot register: two different kinds
+ * with the same tag, or a tag that a journal cannot store.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TaskKindError extends Data.TaggedError("TaskKindError")<{
+  readonly tag: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `cannot register task kind ${JSON.stringify(this.tag)}: ${this.reason}`
+  }
 }

@@ -1,7 +1,8 @@
 /**
- * The rules for the id and the key of a durable task: each journal (memory,
- * SQLite, PostgreSQL) must store them exactly as given and be able to index
- * them, so that a task keeps its identity and its lane across a restart.
+ * The rules for the id and the key of a durable task (and the characters of
+ * a task kind's tag): each journal (memory, SQLite, PostgreSQL) must store
+ * them exactly as given and be able to index them, so that a task keeps its
+ * identity and its lane across a restart.
  *
  * - a lone UTF-16 surrogate cannot be written as UTF-8: SQLite stores U+FFFD
  *   in its place, so after a restart the task has another id or lane;
@@ -36,16 +37,25 @@ const utf8Length = (text: string): number => {
   return bytes
 }
 
+/**
+ * What in `text` a journal cannot store as given (a NUL character, a lone
+ * UTF-16 surrogate), or undefined when there is nothing.
+ *
+ * @internal
+ */
+export const unstorableText = (text: string): string | undefined => {
+  const found = unstorable.exec(text)
+  if (found === null) return undefined
+  return found[0] === "\0"
+    ? `a NUL character (at index ${found.index})`
+    : `a lone UTF-16 surrogate (\\u${found[0].charCodeAt(0).toString(16)} at index ${found.index})`
+}
+
 /** Why `value` cannot be the task's `name`, or undefined when it can. */
 const problem = (name: "id" | "key", value: unknown): string | undefined => {
   if (typeof value !== "string") return `its ${name} is not a string`
-  const found = unstorable.exec(value)
-  if (found !== null) {
-    const what = found[0] === "\0"
-      ? "a NUL character"
-      : `a lone UTF-16 surrogate (\\u${found[0].charCodeAt(0).toString(16)} at index ${found.index})`
-    return `its ${name} contains ${what}, which a journal cannot store as given`
-  }
+  const what = unstorableText(value)
+  if (what !== undefined) return `its ${name} contains ${what}, which a journal cannot store as given`
   // every UTF-16 unit is one to three bytes of UTF-8
   if (value.length * 3 <= maxBytes) return undefined
   const bytes = utf8Length(value)
