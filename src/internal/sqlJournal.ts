@@ -171,6 +171,17 @@ const toDeadLetter = (row: DeadLetterRow): DeadLetter => ({
 const isSqlError = (u: unknown): u is SqlError => Predicate.isTagged(u, "SqlError")
 
 /**
+ * A dead letter's reason, as text every dialect stores: PostgreSQL refuses a
+ * NUL character in text, and a reason is often an error message the journal
+ * does not control, so a NUL is written as U+FFFD. Otherwise the dead letter
+ * could never be written, and its lane would wait for it forever.
+ *
+ * @internal
+ */
+export const storableReason = (reason: string): string =>
+  reason.includes("\u0000") ? reason.replaceAll("\u0000", "\uFFFD") : reason
+
+/**
  * Maps every way a journal statement can fail to a `JournalError` with
  * `reason`: a `SqlError`, and anything the driver throws (which reaches the
  * journal as a defect). The journal's own typed errors and interruption pass
@@ -444,7 +455,7 @@ export const make = Effect.fnUntraced(function*(options: {
             payload: record.payload,
             scheduled_at: record.scheduledAt,
             attempts: record.attempts,
-            reason,
+            reason: storableReason(reason),
             failed_at: failedAt
           })
         }`)
