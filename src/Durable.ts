@@ -307,7 +307,7 @@ export const make = (
         // ids and keys that every journal stores exactly (internal/taskInput.ts)
         const invalid = invalidIdOrKey(task._tag, options?.id, options?.key)
         if (invalid !== undefined) return Effect.fail(invalid)
-        // the handler gets the task decoded from its stored form, as after a restart
+        // the handler gets the task a restart would decode from its stored form (internal/codec.ts)
         return Effect.flatMap(codec.encode(kind, task), (stored) => store(stored.task, options, deferred, stored.payload))
       })
 
