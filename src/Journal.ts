@@ -96,7 +96,8 @@ export declare namespace Journal {
    * - `complete` deletes pending records, in one transaction.
    * - `deadLetter` moves a pending record to the dead-letter table atomically,
    *   keeping its `seq` and attempts; with `haltLane`, it records its lane as
-   *   halted in the same transaction.
+   *   halted in the same transaction. The SQL journals store a NUL character
+   *   of `reason` as U+FFFD (PostgreSQL cannot store it).
    * - `haltedLanes` lists the lanes recorded as halted; `unhalt` forgets one
    *   lane's halt, or every lane's when given `undefined`.
    * - `pending` and `deadLetters` list the records in `seq` order.

@@ -101,8 +101,11 @@ export class SequentOptionError extends Data.TaggedError("SequentOptionError")<{
 
 /**
  * A durable task could not be scheduled: it is not an instance of a task kind
- * registered with the executor, or it does not encode with its kind's schema.
- * Nothing was written.
+ * registered with the executor, it does not encode with its kind's schema,
+ * its encoded form is not one JSON gives back (a `bigint` or a cycle, `NaN`
+ * or `Infinity`, a `Map` or a `Date` under `Schema.Unknown`), or its id or
+ * key cannot be stored exactly (see `DurableTaskOptions`). `reason` says
+ * which. Nothing was written.
  *
  * @since 0.1.0
  * @category errors

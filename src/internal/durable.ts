@@ -82,7 +82,7 @@ const scheduler = (
       if (Either.isLeft(kind)) return Effect.fail(kind.left)
       const invalid = invalidIdOrKey(task._tag, options?.id, options?.key)
       if (invalid !== undefined) return Effect.fail(invalid)
-      // the handler gets the task decoded from its stored form, as after a restart
+      // the handler gets the task a restart would decode from its stored form (internal/codec.ts)
       return Effect.flatMap(
         codec.encode(kind.right, task),
         (stored) => offerEncoded(stored.task, options, deferred, stored.payload)

@@ -171,6 +171,17 @@ const toDeadLetter = (row: DeadLetterRow): DeadLetter => ({
 const isSqlError = (u: unknown): u is SqlError => Predicate.isTagged(u, "SqlError")
 
 /**
+ * A dead letter's reason, as text every dialect stores: PostgreSQL refuses a
+ * NUL character in text, and a reason is often an error message the journal
+ * does not control, so a NUL is written as U+FFFD. Otherwise the dead letter
+ * could never be written, and its lane would wait for it forever.
+ *
+ * @internal
+ */
+export const storableReason = (reason: string): string =>
+  reason.includes("\u0000") ? reason.replaceAll("\u0000", "\uFFFD") : reason
+
+/**
  * Maps every way a journal statement can fail to a `JournalError` with
  * `reason`: a `SqlError`, and anything the driver throws (which reaches the
  * journal as a defect). The journal's own typed errors and interruption pass
@@ -445,7 +456,17 @@ const moveToDeadLetters = (db: Db, seq: number, reason: string, failedAt: number
       RETURNING seq, id, lane, tag, payload, scheduled_at, attempts`)
     if (rows.length === 0) return
     const { attempts, id, lane, payload, scheduledAt, tag } = toRecord(rows[0])
-    const letter = { seq, id, lane, tag, payload, scheduled_at: scheduledAt, attempts, reason, failed_at: failedAt }
+    const letter = {
+      seq,
+      id,
+      lane,
+      tag,
+      payload,
+      scheduled_at: scheduledAt,
+      attempts,
+      reason: storableReason(reason),
+      failed_at: failedAt
+    }
     yield* runCompiled(sql`INSERT INTO ${deadTable} ${sql.insert(letter)}`)
     if (haltLane === true) {
       yield* runCompiled(sql`INSERT INTO ${haltedTable} (lane) VALUES (${lane}) ON CONFLICT (lane) DO NOTHING`)
