@@ -86,6 +86,13 @@ export default defineConfig(
     }
   },
   {
+    // Plain Node scripts: .mjs files are not type-checked, so ESLint is told Node's globals.
+    files: ["**/*.mjs"],
+    languageOptions: {
+      globals: { console: "readonly", process: "readonly", URL: "readonly" }
+    }
+  },
+  {
     // The library writes nothing to the console (tests and examples print their reports on purpose), and
     // imports Effect by module path ("effect/Effect"), not from the package barrel.
     files: ["src/**/*.ts"],
