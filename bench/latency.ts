@@ -45,19 +45,21 @@ const measure = async (impl: Impl, samples: number, warmup: number) => {
     case "effect": {
       await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
         const executor = yield* impl.make()
-        for (let k = 0; k < total; k++) {
-          const done = yield* Deferred.make<void>()
-          const task = Effect.suspend(() => {
-            stamp()
-            return Deferred.succeed(done, undefined)
-          })
-          startedAt = NaN
-          const t0 = now()
-          yield* executor.schedule(task)
-          yield* Deferred.await(done)
-          us[k] = (startedAt - t0) * 1000
-        }
-        yield* executor.flush
+        yield* executor.within(Effect.gen(function*() {
+          for (let k = 0; k < total; k++) {
+            const done = yield* Deferred.make<void>()
+            const task = Effect.suspend(() => {
+              stamp()
+              return Deferred.succeed(done, undefined)
+            })
+            startedAt = NaN
+            const t0 = now()
+            yield* executor.schedule(task)
+            yield* Deferred.await(done)
+            us[k] = (startedAt - t0) * 1000
+          }
+          yield* executor.flush
+        }))
       })))
       break
     }
