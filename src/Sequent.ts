@@ -250,7 +250,7 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
     task: Effect.Effect<A, E, R>,
     options?: O & TaskOptions<E>
   ): Effect.Effect<void, ScheduleError<O>, R | Sequent> =>
-    Effect.flatMap(Sequent, (sequent) => sequent.schedule(task, options))
+    internal.accessSchedule(Sequent, task, options) as Effect.Effect<void, ScheduleError<O>, R | Sequent>
 
   /** @since 0.1.0 */
   static readonly submit = <A, E, R, const O extends TaskOptions<any> = {}>(

@@ -5,12 +5,11 @@
  *
  * @internal
  */
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -74,6 +73,26 @@ export const makeExecutor = <Entry, E>(
   })
 
 /**
+ * Offers `task` with `context`, the caller's, under the policy its options
+ * give it. What `schedule` and `submit` do, once they have the caller's context.
+ */
+const offerIn = <Entry, E>(
+  executor: Executor<Entry, E>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined,
+  deferred: Deferred.Deferred<unknown, unknown> | undefined,
+  entry: Entry,
+  context: Context.Context<unknown>
+): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError | E> => {
+  const base = executor.config.policy
+  if (options === undefined) return executor.offer(undefined, task, context, base, deferred, entry)
+  const policy = policyFor(base, options)
+  return Either.isLeft(policy)
+    ? Effect.fail(policy.left)
+    : executor.offer(options.key, task, context, policy.right, deferred, entry)
+}
+
+/**
  * Offers `task` with the caller's context (taken now), under the policy its
  * options give it.
  */
@@ -84,15 +103,9 @@ export const offer = <Entry, E>(
   deferred: Deferred.Deferred<unknown, unknown> | undefined,
   entry: Entry
 ): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError | E> =>
-  Effect.withFiberRuntime<void, SequentClosedError | SequentFullError | SequentOptionError | E>((fiber) => {
-    const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<unknown>
-    const base = executor.config.policy
-    if (options === undefined) return executor.offer(undefined, task, context, base, deferred, entry)
-    const policy = policyFor(base, options)
-    return Either.isLeft(policy)
-      ? Effect.fail(policy.left)
-      : executor.offer(options.key, task, context, policy.right, deferred, entry)
-  })
+  Effect.withFiberRuntime((fiber) =>
+    offerIn(executor, task, options, deferred, entry, fiber.currentContext as Context.Context<unknown>)
+  )
 
 /** The parts of the service that do not depend on how tasks are offered. */
 export const control = <Entry, E>(executor: Executor<Entry, E>) => {
@@ -112,11 +125,48 @@ export const control = <Entry, E>(executor: Executor<Entry, E>) => {
   }
 }
 
+/**
+ * The key under which a service built by `make` marks its own `schedule` with
+ * its executor, so that the static accessor can offer to it directly: one
+ * step of the run loop where a lookup of the service and then a call of its
+ * method take four. A service whose `schedule` is not the one `make` built
+ * (a test double, a wrapper) is called as it is.
+ */
+const executorKey: unique symbol = Symbol.for("effect-sequent/Sequent/executor")
+
+interface Marked {
+  readonly [executorKey]?: Executor<void, never>
+}
+
+const mark = <F extends Function>(f: F, executor: Executor<void, never>): F =>
+  Object.assign(f, { [executorKey]: executor })
+
+/**
+ * `Sequent.schedule`: finds the service in the caller's context and offers to
+ * it, in one step.
+ */
+export const accessSchedule = <I>(
+  tag: Context.Tag<I, Sequent.Service>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined
+): Effect.Effect<void, unknown, unknown> =>
+  Effect.withFiberRuntime((fiber) => {
+    const context = fiber.currentContext as Context.Context<unknown>
+    const service = Context.unsafeGet(context, tag)
+    const executor = (service.schedule as Marked)[executorKey]
+    return executor === undefined
+      ? service.schedule(task, options)
+      : offerIn(executor, task, options, undefined, undefined, context)
+  })
+
 /** The in-memory executor's service. */
 export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
   Effect.map(makeExecutor(options, Store.memory), (executor): Sequent.Service => ({
     ...control(executor),
-    schedule: (task, options) => offer(executor, task, options, undefined, undefined) as Effect.Effect<void, never>,
+    schedule: mark(
+      (task, options) => offer(executor, task, options, undefined, undefined) as Effect.Effect<void, never>,
+      executor
+    ),
     submit: (task, options) =>
       Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
         Effect.zipRight(
