@@ -9,7 +9,7 @@
  * fresh child process:
  *  - throughput: 1M trivial tasks, through the accessor (`yield* Sequent.schedule`) and through
  *    the service method (`sequent.schedule`);
- *  - latency: idle schedule-to-start, p50 and p99 (accessor path);
+ *  - latency: idle schedule-to-start, p50 and p99, and the `submit` round trip (accessor path);
  *  - memory: retained bytes per queued task;
  *  - user: 300,000 tasks as a user writes them (bench/user.ts), fresh process, no warm-up.
  * Prints the medians of both builds and their ratio (current / baseline), with the load average
@@ -95,7 +95,10 @@ const measures: ReadonlyArray<Measure> = [
     ]
     : []),
   ...(only.includes("latency")
-    ? [{ name: "idle latency µs", scenario: "latency", argv: ["--impl=sequent", "--samples=10000", "--warmup=1000"], fields: [["p50", "lower"], ["p99", "lower"]] as const }]
+    ? [
+      { name: "idle latency µs", scenario: "latency", argv: ["--impl=sequent", "--samples=10000", "--warmup=1000"], fields: [["p50", "lower"], ["p99", "lower"]] as const },
+      { name: "submit round trip µs", scenario: "latency", argv: ["--impl=sequent", "--mode=submit", "--samples=10000", "--warmup=1000"], fields: [["p50", "lower"], ["p99", "lower"]] as const }
+    ]
     : []),
   ...(only.includes("memory")
     ? [{ name: "memory", scenario: "memory", argv: ["--impl=sequent", `--n=${n}`], fields: [["bytesPerTask", "lower"]] as const }]

@@ -3,6 +3,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import { Sequent, SequentClosedError, SequentLive, SequentOptionError } from "../src/index.js"
 import { record } from "./support.js"
 
@@ -36,7 +37,20 @@ describe("static accessors", () => {
       assert.deepStrictEqual(closed, new SequentClosedError({ state: "flushing" }))
     }))
 
-  it.effect("a service in context whose schedule is its own (a wrapper around a built one) is called as it is", () =>
+  it.effect("Sequent.submit waits for the task's outcome: its value, or its error once it gives up", () =>
+    Effect.gen(function*() {
+      const [value, error] = yield* Effect.gen(function*() {
+        const value = yield* Sequent.submit(Effect.map(Greeting, (greeting) => `${greeting}!`)).pipe(
+          Effect.provideService(Greeting, "hello")
+        )
+        const error = yield* Effect.flip(Sequent.submit(Effect.fail("down")))
+        return [value, error] as const
+      }).pipe(Effect.provide(Sequent.layer({ retry: Schedule.recurs(0) })))
+      assert.strictEqual(value, "hello!")
+      assert.strictEqual(error, "down")
+    }))
+
+  it.effect("a service in context whose methods are its own (a wrapper around a built one) is called as it is", () =>
     Effect.gen(function*() {
       const calls: Array<string> = []
       const wrapped = Layer.scoped(
@@ -44,18 +58,23 @@ describe("static accessors", () => {
         Effect.map(Sequent.make(), (sequent): Sequent.Service => ({
           ...sequent,
           schedule: (task, options) => {
-            calls.push(options?.key ?? "(default)")
+            calls.push(`schedule ${options?.key ?? "(default)"}`)
             return sequent.schedule(task, options)
+          },
+          submit: (task, options) => {
+            calls.push("submit")
+            return sequent.submit(task, options)
           }
         }))
       )
       const ran: Array<number> = []
-      yield* Effect.gen(function*() {
+      const submitted = yield* Effect.gen(function*() {
         yield* Sequent.schedule(Effect.sync(() => ran.push(1)))
         yield* Sequent.schedule(Effect.sync(() => ran.push(2)), { key: "a" })
-        yield* Sequent.flush
+        return yield* Sequent.submit(Effect.sync(() => ran.push(3)))
       }).pipe(Effect.provide(wrapped))
-      assert.deepStrictEqual(calls, ["(default)", "a"], "every schedule went through the wrapper")
-      assert.deepStrictEqual(ran, [1, 2])
+      assert.deepStrictEqual(calls, ["schedule (default)", "schedule a", "submit"], "every call went through the wrapper")
+      assert.deepStrictEqual(ran, [1, 2, 3])
+      assert.strictEqual(submitted, 3)
     }))
 })

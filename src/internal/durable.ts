@@ -6,7 +6,6 @@
  * @internal
  */
 import type * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
@@ -21,6 +20,7 @@ import type { AnyTaskKind, TaskHandlers } from "../TaskKind.js"
 import * as JournalStore from "./durableStore.js"
 import type { Executor } from "./executor.js"
 import { control, makeExecutor } from "./sequent.js"
+import { Waiter } from "./waiter.js"
 
 type Handlers = TaskHandlers["Type"]
 
@@ -95,7 +95,7 @@ const scheduler = (
   const offerEncoded = (
     task: DurableTask,
     options: DurableTaskOptions | undefined,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined,
+    waiter: Waiter | undefined,
     payload: string
   ) => {
     const entry: JournalEntry = {
@@ -105,17 +105,17 @@ const scheduler = (
       payload,
       scheduledAt: clock.unsafeCurrentTimeMillis()
     }
-    return executor.offer(options?.key, handlers.handle(task), handlers.context, policy, deferred, entry)
+    return executor.offer(options?.key, handlers.handle(task), handlers.context, policy, waiter, entry)
   }
   return (
     task: DurableTask,
     options: DurableTaskOptions | undefined,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined
+    waiter: Waiter | undefined
   ): Effect.Effect<void, DurableScheduleError> =>
     Effect.suspend(() => {
       const kind = kindOf(handlers, task)
       if (Either.isLeft(kind)) return Effect.fail(kind.left)
-      return Effect.flatMap(encode(kind.right, task), (payload) => offerEncoded(task, options, deferred, payload))
+      return Effect.flatMap(encode(kind.right, task), (payload) => offerEncoded(task, options, waiter, payload))
     }) as Effect.Effect<void, DurableScheduleError>
 }
 
@@ -142,8 +142,10 @@ export const make = (
       ...base,
       schedule: (task, options) => schedule(task, options, undefined),
       submit: (task, options) =>
-        Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
-          Effect.zipRight(schedule(task, options, deferred), Deferred.await(deferred))),
+        Effect.suspend(() => {
+          const waiter = new Waiter()
+          return Effect.zipRight(schedule(task, options, waiter), waiter.await())
+        }),
       deadLetters: journal.deadLetters,
       // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
       resume: (key) => Effect.zipRight(store.unhalt(key), base.resume(key)),

@@ -183,8 +183,8 @@ export const make = (
 
     const accept = (bound: Intake): Offered<JournalEntry, Effect.Effect<void, JournalError>> => {
       intake = bound
-      return (key, task, context, policy, deferred, entry) =>
-        append({ key, entry, job: intake.job(task, context, policy, deferred) })
+      return (key, task, context, policy, waiter, entry) =>
+        append({ key, entry, job: intake.job(task, context, policy, waiter) })
     }
 
     return {

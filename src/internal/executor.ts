@@ -37,6 +37,7 @@ import type { End, Observer } from "./observer.js"
 import type { Config } from "./options.js"
 import { decide, type Decision } from "./retry.js"
 import { type Intake, nothing, type Offered, type Store } from "./store.js"
+import type { Waiter } from "./waiter.js"
 
 /** @internal */
 export interface GiveUp {
@@ -213,23 +214,23 @@ export class Executor<Entry, E> implements Intake {
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined,
+    waiter: Waiter | undefined,
     entry: Entry
   ): Effect.Effect<void, SequentClosedError | SequentFullError | E> {
     if (this.phase !== OPEN) return Effect.fail(this.closedError())
     if (this.count >= this.config.capacity || this.roomWaiters.length > 0) {
       return this.config.onFull === "fail"
         ? Effect.fail(new SequentFullError({ capacity: this.config.capacity }))
-        : this.waitForRoom((executor) => executor.accept(key, task, context, policy, deferred, entry))
+        : this.waitForRoom((executor) => executor.accept(key, task, context, policy, waiter, entry))
     }
     if (this.count > YIELD_ABOVE && (++this.offers & YIELD_EVERY) === 0) {
       return Effect.zipRight(
         Effect.yieldNow(),
-        Effect.suspend(() => this.offer(key, task, context, policy, deferred, entry))
+        Effect.suspend(() => this.offer(key, task, context, policy, waiter, entry))
       )
     }
     this.count++
-    return this.accept(key, task, context, policy, deferred, entry)
+    return this.accept(key, task, context, policy, waiter, entry)
   }
 
   push(
@@ -237,12 +238,12 @@ export class Executor<Entry, E> implements Intake {
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined
+    waiter: Waiter | undefined
   ): void {
     const lane = this.laneFor(key)
     const id = ++this.ids
     const scheduledAt = this.sinceEpoch()
-    lane.push(task, context, policy, deferred, id, scheduledAt)
+    lane.push(task, context, policy, waiter, id, scheduledAt)
     this.queued(lane, id, scheduledAt)
   }
 
@@ -250,16 +251,16 @@ export class Executor<Entry, E> implements Intake {
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined
+    waiter: Waiter | undefined
   ): Job {
-    return new Job(task, context, policy, deferred, ++this.ids, this.sinceEpoch())
+    return new Job(task, context, policy, waiter, ++this.ids, this.sinceEpoch())
   }
 
   admit(key: string | undefined, job: Job): void {
     if (this.phase === STOPPED) {
       this.count--
-      if (job.deferred !== undefined) {
-        Deferred.unsafeDone(job.deferred, Exit.fail(new SequentStoppedError({ attempts: job.attempts })))
+      if (job.waiter !== undefined) {
+        job.waiter.done(Exit.fail(new SequentStoppedError({ attempts: job.attempts })))
       }
       return
     }
@@ -267,7 +268,7 @@ export class Executor<Entry, E> implements Intake {
   }
 
   release(job: Job, exit: Exit.Exit<unknown, unknown>): void {
-    if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, exit)
+    if (job.waiter !== undefined) job.waiter.done(exit)
     this.finished()
   }
 
@@ -475,7 +476,7 @@ export class Executor<Entry, E> implements Intake {
    * reports it. Returns the time the observer read.
    */
   private finish(job: Job, lane: Lane, span: Tracer.Span | undefined, exit: Exit.Exit<unknown, unknown>, end: End): number {
-    if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, exit)
+    if (job.waiter !== undefined) job.waiter.done(exit)
     this.finished()
     return this.observer.ended(end, job, lane, exit, this.count, span)
   }

@@ -6,7 +6,6 @@
  * @internal
  */
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -21,6 +20,7 @@ import { Executor } from "./executor.js"
 import { noMetrics, Observer } from "./observer.js"
 import { type Config, decodeConfig, policyFor } from "./options.js"
 import * as Store from "./store.js"
+import { Waiter } from "./waiter.js"
 
 /** Effect's built-in tracer, to tell whether another one is installed. */
 const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
@@ -80,16 +80,16 @@ const offerIn = <Entry, E>(
   executor: Executor<Entry, E>,
   task: Effect.Effect<unknown, unknown, unknown>,
   options: TaskOptions<any> | undefined,
-  deferred: Deferred.Deferred<unknown, unknown> | undefined,
+  waiter: Waiter | undefined,
   entry: Entry,
   context: Context.Context<unknown>
 ): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError | E> => {
   const base = executor.config.policy
-  if (options === undefined) return executor.offer(undefined, task, context, base, deferred, entry)
+  if (options === undefined) return executor.offer(undefined, task, context, base, waiter, entry)
   const policy = policyFor(base, options)
   return Either.isLeft(policy)
     ? Effect.fail(policy.left)
-    : executor.offer(options.key, task, context, policy.right, deferred, entry)
+    : executor.offer(options.key, task, context, policy.right, waiter, entry)
 }
 
 /**
@@ -100,12 +100,25 @@ export const offer = <Entry, E>(
   executor: Executor<Entry, E>,
   task: Effect.Effect<unknown, unknown, unknown>,
   options: TaskOptions<any> | undefined,
-  deferred: Deferred.Deferred<unknown, unknown> | undefined,
+  waiter: Waiter | undefined,
   entry: Entry
 ): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError | E> =>
   Effect.withFiberRuntime((fiber) =>
-    offerIn(executor, task, options, deferred, entry, fiber.currentContext as Context.Context<unknown>)
+    offerIn(executor, task, options, waiter, entry, fiber.currentContext as Context.Context<unknown>)
   )
+
+/** `submit` once it has the caller's context: offers the task with a waiter, then waits. */
+const submitIn = (
+  executor: Executor<void, never>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined,
+  context: Context.Context<unknown>
+): Effect.Effect<unknown, unknown> => {
+  const waiter = new Waiter()
+  const offered = offerIn(executor, task, options, waiter, undefined, context)
+  // the in-memory store's offer is done when it returns: wait at once
+  return offered === Store.nothing ? waiter.await() : Effect.zipRight(offered, waiter.await())
+}
 
 /** The parts of the service that do not depend on how tasks are offered. */
 export const control = <Entry, E>(executor: Executor<Entry, E>) => {
@@ -159,6 +172,19 @@ export const accessSchedule = <I>(
       : offerIn(executor, task, options, undefined, undefined, context)
   })
 
+/** `Sequent.submit`, as `Sequent.schedule` is built. */
+export const accessSubmit = <I>(
+  tag: Context.Tag<I, Sequent.Service>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined
+): Effect.Effect<unknown, unknown, unknown> =>
+  Effect.withFiberRuntime((fiber) => {
+    const context = fiber.currentContext as Context.Context<unknown>
+    const service = Context.unsafeGet(context, tag)
+    const executor = (service.submit as Marked)[executorKey]
+    return executor === undefined ? service.submit(task, options) : submitIn(executor, task, options, context)
+  })
+
 /** The in-memory executor's service. */
 export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Service, never, Scope.Scope> =>
   Effect.map(makeExecutor(options, Store.memory), (executor): Sequent.Service => ({
@@ -167,10 +193,14 @@ export const make = (options: SequentOptions = {}): Effect.Effect<Sequent.Servic
       (task, options) => offer(executor, task, options, undefined, undefined) as Effect.Effect<void, never>,
       executor
     ),
-    submit: (task, options) =>
-      Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
-        Effect.zipRight(
-          offer(executor, task, options, deferred, undefined),
-          Deferred.await(deferred)
-        )) as Effect.Effect<never, ScheduleError<{}>>
+    submit: mark(
+      (task, options) =>
+        Effect.withFiberRuntime((fiber) =>
+          submitIn(executor, task, options, fiber.currentContext as Context.Context<unknown>) as Effect.Effect<
+            never,
+            ScheduleError<{}>
+          >
+        ),
+      executor
+    )
   }))
