@@ -125,6 +125,8 @@ class Worker<Entry, E> {
   }
   readonly loop: Effect.Effect<void>
   readonly park: Effect.Effect<void>
+  /** Resumes the parked worker with its loop: set while it is parked. */
+  wake: (effect: Effect.Effect<void>) => void = () => {}
 
   constructor(private readonly executor: Executor<Entry, E>) {
     this.outcome = {
@@ -132,10 +134,7 @@ class Worker<Entry, E> {
       onFailure: (cause) => executor.failed(this, cause)
     }
     this.loop = Effect.suspend(() => executor.idle(this))
-    this.park = Effect.zipRight(
-      Effect.async<void>((resume) => executor.parkOrResume(resume)),
-      this.loop
-    )
+    this.park = Effect.async<void>((resume) => executor.parkOrResume(this, resume))
   }
 
   /**
@@ -172,7 +171,7 @@ export class Executor<Entry, E> implements Intake {
   private readyHead: Lane | undefined = undefined
   private readyTail: Lane | undefined = undefined
   private workers = 0
-  private readonly parked: Array<(effect: Effect.Effect<void>) => void> = []
+  private readonly parked: Array<Worker<Entry, E>> = []
   private readonly parkLimit: number
   private paused = false
   private readonly roomWaiters: Array<RoomWaiter<Entry, E>> = []
@@ -375,7 +374,11 @@ export class Executor<Entry, E> implements Intake {
   /** Wakes a parked worker, or starts one while fewer than `concurrency` are alive. */
   private dispatch(): void {
     if (this.paused || this.phase === STOPPED) return
-    if (this.parked.length > 0) this.parked.pop()!(Effect.void)
+    if (this.parked.length > 0) {
+      // resumed straight into its loop: two run-loop steps fewer per wake-up than resuming, then looping
+      const worker = this.parked.pop()!
+      worker.wake(worker.loop)
+    }
     else if (this.workers < this.config.concurrency) {
       this.workers++
       // not started in the caller's stack: `schedule` returns before any task runs
@@ -414,9 +417,10 @@ export class Executor<Entry, E> implements Intake {
   }
 
   /** Parks a worker, unless work arrived since it looked (the check and the park are one step). */
-  parkOrResume(resume: (effect: Effect.Effect<void>) => void): void {
-    if (!this.paused && this.readyHead !== undefined) resume(Effect.void)
-    else this.parked.push(resume)
+  parkOrResume(worker: Worker<Entry, E>, resume: (effect: Effect.Effect<void>) => void): void {
+    if (!this.paused && this.readyHead !== undefined) return resume(worker.loop)
+    worker.wake = resume
+    this.parked.push(worker)
   }
 
   // ---------------------------------------------------------------------------
