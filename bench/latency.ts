@@ -2,7 +2,9 @@
  * Idle latency, schedule-to-start: with the executor idle, schedule ONE task that stamps
  * performance.now() when it starts; the clock starts just before the schedule call. Wait for the
  * task to finish, repeat. Reports percentiles in µs (after a short warm-up that is not recorded).
- * Child: node --import tsx --expose-gc bench/latency.ts --impl=<name> [--samples=10000] [--warmup=1000] [--repeat=R]
+ * With `--mode=submit` (Effect world), the round trip instead: from just before `submit` of a task
+ * that stamps its start to the moment `submit` returns with its outcome.
+ * Child: node --import tsx --expose-gc bench/latency.ts --impl=<name> [--samples=10000] [--warmup=1000] [--mode=start|submit] [--repeat=R]
  * (R runs, each on a fresh executor with its own warm-up; one RESULT line each)
  */
 import { Deferred, Effect } from "effect"
@@ -11,7 +13,7 @@ import type { Impl } from "./impls/types.js"
 import { CheckError, intArg, main, now, parseArgs, percentile, repeated } from "./shared.js"
 
 /** One run: `warmup` unrecorded samples, then `samples` recorded ones, on a fresh executor. */
-const measure = async (impl: Impl, samples: number, warmup: number) => {
+const measure = async (impl: Impl, samples: number, warmup: number, mode: "start" | "submit") => {
   const total = warmup + samples
   const us = new Float64Array(total)
   let startedAt = NaN
@@ -45,19 +47,28 @@ const measure = async (impl: Impl, samples: number, warmup: number) => {
     case "effect": {
       await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
         const executor = yield* impl.make()
-        for (let k = 0; k < total; k++) {
-          const done = yield* Deferred.make<void>()
-          const task = Effect.suspend(() => {
-            stamp()
-            return Deferred.succeed(done, undefined)
-          })
-          startedAt = NaN
-          const t0 = now()
-          yield* executor.schedule(task)
-          yield* Deferred.await(done)
-          us[k] = (startedAt - t0) * 1000
-        }
-        yield* executor.flush
+        yield* executor.within(Effect.gen(function*() {
+          const stamping = Effect.sync(stamp)
+          for (let k = 0; k < total && mode === "submit"; k++) {
+            startedAt = NaN
+            const t0 = now()
+            yield* executor.submit(stamping)
+            us[k] = Number.isNaN(startedAt) ? NaN : (now() - t0) * 1000
+          }
+          for (let k = 0; k < total && mode === "start"; k++) {
+            const done = yield* Deferred.make<void>()
+            const task = Effect.suspend(() => {
+              stamp()
+              return Deferred.succeed(done, undefined)
+            })
+            startedAt = NaN
+            const t0 = now()
+            yield* executor.schedule(task)
+            yield* Deferred.await(done)
+            us[k] = (startedAt - t0) * 1000
+          }
+          yield* executor.flush
+        }))
       })))
       break
     }
@@ -70,6 +81,7 @@ const measure = async (impl: Impl, samples: number, warmup: number) => {
   for (const x of asc) sum += x
   return {
     impl: impl.name,
+    mode,
     samples,
     p50: percentile(asc, 0.5),
     p90: percentile(asc, 0.9),
@@ -85,5 +97,8 @@ main(async () => {
   const impl = await loadImpl(args["impl"] ?? "")
   const samples = intArg(args, "samples", 10_000)
   const warmup = intArg(args, "warmup", 1_000)
-  return repeated(intArg(args, "repeat", 1), () => measure(impl, samples, warmup))
+  const mode = args["mode"] ?? "start"
+  if (mode !== "start" && mode !== "submit") throw new Error(`--mode must be start or submit, got ${mode}`)
+  if (mode === "submit" && impl.kind !== "effect") throw new Error(`--mode=submit needs an Effect-world implementation`)
+  return repeated(intArg(args, "repeat", 1), () => measure(impl, samples, warmup, mode))
 })

@@ -55,20 +55,22 @@ main(async () => {
     case "effect": {
       sample = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
         const executor = yield* impl.make()
-        const gate = yield* Deferred.make<void>()
-        let started = false
-        yield* executor.schedule(Effect.suspend(() => {
-          started = true
-          return Deferred.await(gate)
+        return yield* executor.within(Effect.gen(function*() {
+          const gate = yield* Deferred.make<void>()
+          let started = false
+          yield* executor.schedule(Effect.suspend(() => {
+            started = true
+            return Deferred.await(gate)
+          }))
+          while (!started) yield* Effect.yieldNow()
+          const shared = Effect.sync(() => void ran++)
+          const before = settledHeap()
+          for (let i = 0; i < n; i++) yield* executor.schedule(shared)
+          const after = settledHeap()
+          yield* Deferred.succeed(gate, undefined)
+          yield* executor.flush
+          return { before, after, ran }
         }))
-        while (!started) yield* Effect.yieldNow()
-        const shared = Effect.sync(() => void ran++)
-        const before = settledHeap()
-        for (let i = 0; i < n; i++) yield* executor.schedule(shared)
-        const after = settledHeap()
-        yield* Deferred.succeed(gate, undefined)
-        yield* executor.flush
-        return { before, after, ran }
       })))
       break
     }

@@ -94,20 +94,20 @@ main(async () => {
       }
       const plain = await open()
       const trivialEffect = Effect.sync(trivial)
-      const roundtrips = Effect.gen(function*() {
+      const roundtrips = plain.executor.within(Effect.gen(function*() {
         for (let i = 0; i < ROUNDTRIP_BATCH; i++) yield* plain.executor.submit(trivialEffect)
-      })
+      }))
       roundtrip = await perOp(() => Effect.runPromise(roundtrips), ROUNDTRIP_BATCH)
       await plain.close()
 
       const retrying = await open(Schedule.forever)
       const failure = Effect.fail(boom)
-      const retries = Effect.gen(function*() {
+      const retries = retrying.executor.within(Effect.gen(function*() {
         for (let i = 0; i < RETRY_BATCH; i++) {
           const attempt = flaky()
           yield* retrying.executor.submit(Effect.suspend(() => attempt() ? Effect.void : failure))
         }
-      })
+      }))
       retry = await perOp(() => Effect.runPromise(retries), RETRY_BATCH)
       await retrying.close()
       break

@@ -19,10 +19,12 @@ const pass = (make: Effect.Effect<EffectExecutor, unknown, import("effect").Scop
         for (let j = 0; j < per; j++) yield* executor.schedule(Effect.sync(() => check.see(p, j)))
       })
     const ids = Array.from({ length: producers }, (_, p) => p)
-    const stop = stopwatch()
-    yield* Effect.forEach(ids, producer, { concurrency: "unbounded", discard: true })
-    yield* executor.flush
-    const elapsed = stop()
+    const elapsed = yield* executor.within(Effect.gen(function*() {
+      const stop = stopwatch()
+      yield* Effect.forEach(ids, producer, { concurrency: "unbounded", discard: true })
+      yield* executor.flush
+      return stop()
+    }))
     check.verify(per)
     return elapsed
   })))

@@ -56,12 +56,14 @@ const pass = async (impl: Impl, k: number, logs: LogMode): Promise<Elapsed> => {
       const failure = Effect.fail(boom)
       elapsed = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
         const executor = yield* impl.make(Schedule.forever)
-        const stop = stopwatch()
-        for (let i = 0; i < k; i++) {
-          yield* executor.schedule(Effect.suspend(() => attempt(i) ? Effect.sync(() => check.see(i)) : failure))
-        }
-        yield* executor.flush
-        return stop()
+        return yield* executor.within(Effect.gen(function*() {
+          const stop = stopwatch()
+          for (let i = 0; i < k; i++) {
+            yield* executor.schedule(Effect.suspend(() => attempt(i) ? Effect.sync(() => check.see(i)) : failure))
+          }
+          yield* executor.flush
+          return stop()
+        }))
       })).pipe(withLogs(logs)))
       break
     }

@@ -31,10 +31,12 @@ export const throughputPass = async (impl: Impl, n: number): Promise<Elapsed> =>
     case "effect": {
       elapsed = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
         const executor = yield* impl.make()
-        const stop = stopwatch()
-        for (let i = 0; i < n; i++) yield* executor.schedule(Effect.sync(() => check.see(i)))
-        yield* executor.flush
-        return stop()
+        return yield* executor.within(Effect.gen(function*() {
+          const stop = stopwatch()
+          for (let i = 0; i < n; i++) yield* executor.schedule(Effect.sync(() => check.see(i)))
+          yield* executor.flush
+          return stop()
+        }))
       })))
       break
     }

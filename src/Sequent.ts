@@ -303,14 +303,14 @@ export class Sequent extends Context.Tag("effect-sequent/Sequent")<Sequent, Sequ
     task: Effect.Effect<A, E, R>,
     options?: O & TaskOptions<E>
   ): Effect.Effect<void, ScheduleError<O>, R | Sequent> =>
-    Effect.flatMap(Sequent, (sequent) => sequent.schedule(task, options))
+    internal.accessSchedule(Sequent, task, options) as Effect.Effect<void, ScheduleError<O>, R | Sequent>
 
   /** @since 0.1.0 */
   static readonly submit = <A, E, R, const O extends TaskOptions<any> = {}>(
     task: Effect.Effect<A, E, R>,
     options?: O & TaskOptions<E>
   ): Effect.Effect<A, E | SubmitError<A, O>, R | Sequent> =>
-    Effect.flatMap(Sequent, (sequent) => sequent.submit(task, options))
+    internal.accessSubmit(Sequent, task, options) as Effect.Effect<A, E | SubmitError<A, O>, R | Sequent>
 
   /** @since 0.1.0 */
   static readonly flush: Effect.Effect<void, never, Sequent> = Effect.flatMap(Sequent, (sequent) => sequent.flush)

@@ -16,6 +16,7 @@ const make = (retry: RetryPolicy = defaultRetry) =>
       Effect.forever(Effect.flatMap(Queue.take(queue), (task) => Effect.retry(task, retry)))
     )
     const executor: EffectExecutor = {
+      within: (program) => program,
       schedule: (task) => Queue.offer(queue, task),
       submit: (task) =>
         Effect.flatMap(

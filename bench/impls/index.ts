@@ -1,7 +1,7 @@
 /** Loads an implementation by name (dynamically, so a missing src/ only breaks the Sequent runs). */
 import type { Impl } from "./types.js"
 
-export const implNames = ["await-loop", "p-queue", "fastq", "effect-loop", "sequent"] as const
+export const implNames = ["await-loop", "p-queue", "fastq", "effect-loop", "sequent", "sequent-service"] as const
 export type ImplName = (typeof implNames)[number]
 
 export const loadImpl = async (name: string): Promise<Impl> => {
@@ -16,6 +16,8 @@ export const loadImpl = async (name: string): Promise<Impl> => {
       return (await import("./effect-loop.js")).impl
     case "sequent":
       return (await import("./sequent.js")).impl
+    case "sequent-service":
+      return (await import("./sequent-service.js")).impl
     default:
       throw new Error(`unknown implementation ${name}; expected one of ${implNames.join(", ")}`)
   }

@@ -19,6 +19,12 @@ export interface PromiseExecutor {
 export type EffectTask = Effect.Effect<unknown, unknown>
 
 export interface EffectExecutor {
+  /**
+   * Runs the program that uses this executor: every scenario puts its whole Effect-world program
+   * through it. The accessor path provides the executor's layer here, once, as a user's
+   * `program.pipe(Effect.provide(SequentLive))` does; the others return the program as it is.
+   */
+  readonly within: <A, E>(program: Effect.Effect<A, E>) => Effect.Effect<A, E>
   /** Enqueue and return at once. */
   readonly schedule: (task: EffectTask) => Effect.Effect<unknown, unknown>
   /** Enqueue and wait for that task's outcome (used by the per-op micro benchmarks). */

@@ -6,7 +6,6 @@
  * @internal
  */
 import type * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Random from "effect/Random"
@@ -27,6 +26,7 @@ import type { Executor } from "./executor.js"
 import { refuseInDurableMode } from "./options.js"
 import { invalidIdOrKey } from "./taskInput.js"
 import { control, makeExecutor } from "./sequent.js"
+import { Waiter } from "./waiter.js"
 
 type Handlers = TaskHandlers["Type"]
 type Codec = ReturnType<typeof makeCodec>
@@ -60,7 +60,7 @@ const scheduler = (
   const offerEncoded = (
     task: DurableTask,
     options: DurableTaskOptions | undefined,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined,
+    waiter: Waiter | undefined,
     payload: string
   ) => {
     const entry: JournalEntry = {
@@ -70,12 +70,12 @@ const scheduler = (
       payload,
       scheduledAt: clock.unsafeCurrentTimeMillis()
     }
-    return executor.offer(options?.key, handlers.handle(task), handlers.context, policy, deferred, entry)
+    return executor.offer(options?.key, handlers.handle(task), handlers.context, policy, waiter, entry)
   }
   return (
     task: DurableTask,
     options: DurableTaskOptions | undefined,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined
+    waiter: Waiter | undefined
   ): Effect.Effect<void, DurableScheduleError> =>
     Effect.suspend(() => {
       const kind = kindOf(handlers, task)
@@ -85,7 +85,7 @@ const scheduler = (
       // the handler gets the task a restart would decode from its stored form (internal/codec.ts)
       return Effect.flatMap(
         codec.encode(kind.right, task),
-        (stored) => offerEncoded(stored.task, options, deferred, stored.payload)
+        (stored) => offerEncoded(stored.task, options, waiter, stored.payload)
       )
     }) as Effect.Effect<void, DurableScheduleError>
 }
@@ -117,11 +117,13 @@ export const make = <R>(
       ...base,
       schedule: (task, options) => schedule(task, options, undefined),
       submit: (task, options) =>
-        Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
-          Effect.zipRight(
-            schedule(task, options, deferred),
-            Effect.flatMap(Effect.exit(Deferred.await(deferred)), (exit) => outcome(handlers.kinds, task, exit))
-          )),
+        Effect.suspend(() => {
+          const waiter = new Waiter()
+          return Effect.zipRight(
+            schedule(task, options, waiter),
+            Effect.flatMap(Effect.exit(waiter.await()), (exit) => outcome(handlers.kinds, task, exit))
+          )
+        }),
       deadLetters: journal.deadLetters,
       // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
       resume: (key) => Effect.zipRight(store.unhalt(key), base.resume(key)),

@@ -221,8 +221,8 @@ export const make = (
     return {
       accept: (intake) => {
         holdings.intake = intake
-        return (key, task, context, policy, deferred, entry) =>
-          append({ key, entry, job: intake.job(task, context, policy, deferred) })
+        return (key, task, context, policy, waiter, entry) =>
+          append({ key, entry, job: intake.job(task, context, policy, waiter) })
       },
       attemptFailed: (job) => persist("attempt", journal.attemptFailed(job.seq, job.attempts)),
       complete: (job) => Effect.zipRight(persist("complete", complete(job.seq)), holdings.finished(job)),

@@ -38,6 +38,7 @@ import type { Config } from "./options.js"
 import { decide, type Decision } from "./retry.js"
 import { logAttemptFailed, logGaveUp } from "./render.js"
 import { type Intake, nothing, type Offered, type Store } from "./store.js"
+import type { Waiter } from "./waiter.js"
 
 /** @internal */
 export interface GiveUp {
@@ -125,6 +126,8 @@ class Worker<Entry, E> {
   }
   readonly loop: Effect.Effect<void>
   readonly park: Effect.Effect<void>
+  /** Resumes the parked worker with its loop: set while it is parked. */
+  wake: (effect: Effect.Effect<void>) => void = () => {}
 
   constructor(private readonly executor: Executor<Entry, E>) {
     this.outcome = {
@@ -132,10 +135,7 @@ class Worker<Entry, E> {
       onFailure: (cause) => executor.failed(this, cause)
     }
     this.loop = Effect.suspend(() => executor.idle(this))
-    this.park = Effect.zipRight(
-      Effect.async<void>((resume) => executor.parkOrResume(resume)),
-      this.loop
-    )
+    this.park = Effect.async<void>((resume) => executor.parkOrResume(this, resume))
   }
 
   /**
@@ -172,7 +172,7 @@ export class Executor<Entry, E> implements Intake {
   private readyHead: Lane | undefined = undefined
   private readyTail: Lane | undefined = undefined
   private workers = 0
-  private readonly parked: Array<(effect: Effect.Effect<void>) => void> = []
+  private readonly parked: Array<Worker<Entry, E>> = []
   private readonly parkLimit: number
   private paused = false
   private readonly roomWaiters: Array<RoomWaiter<Entry, E>> = []
@@ -214,23 +214,23 @@ export class Executor<Entry, E> implements Intake {
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined,
+    waiter: Waiter | undefined,
     entry: Entry
   ): Effect.Effect<void, SequentClosedError | SequentFullError | E> {
     if (this.phase !== OPEN) return Effect.fail(this.closedError())
     if (this.count >= this.config.capacity || this.roomWaiters.length > 0) {
       return this.config.onFull === "fail"
         ? Effect.fail(new SequentFullError({ capacity: this.config.capacity }))
-        : this.waitForRoom((executor) => executor.accept(key, task, context, policy, deferred, entry))
+        : this.waitForRoom((executor) => executor.accept(key, task, context, policy, waiter, entry))
     }
     if (this.count > YIELD_ABOVE && (++this.offers & YIELD_EVERY) === 0) {
       return Effect.zipRight(
         Effect.yieldNow(),
-        Effect.suspend(() => this.offer(key, task, context, policy, deferred, entry))
+        Effect.suspend(() => this.offer(key, task, context, policy, waiter, entry))
       )
     }
     this.count++
-    return this.accept(key, task, context, policy, deferred, entry)
+    return this.accept(key, task, context, policy, waiter, entry)
   }
 
   push(
@@ -238,12 +238,12 @@ export class Executor<Entry, E> implements Intake {
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined
+    waiter: Waiter | undefined
   ): void {
     const lane = this.laneFor(key)
     const id = ++this.ids
     const scheduledAt = this.sinceEpoch()
-    lane.push(task, context, policy, deferred, id, scheduledAt)
+    lane.push(task, context, policy, waiter, id, scheduledAt)
     this.queued(lane, id, scheduledAt)
   }
 
@@ -251,16 +251,16 @@ export class Executor<Entry, E> implements Intake {
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined
+    waiter: Waiter | undefined
   ): Job {
-    return new Job(task, context, policy, deferred, ++this.ids, this.sinceEpoch())
+    return new Job(task, context, policy, waiter, ++this.ids, this.sinceEpoch())
   }
 
   admit(key: string | undefined, job: Job): void {
     if (this.phase === STOPPED) {
       this.count--
-      if (job.deferred !== undefined) {
-        Deferred.unsafeDone(job.deferred, Exit.fail(new SequentStoppedError({ attempts: job.attempts })))
+      if (job.waiter !== undefined) {
+        job.waiter.done(Exit.fail(new SequentStoppedError({ attempts: job.attempts })))
       }
       return
     }
@@ -268,7 +268,7 @@ export class Executor<Entry, E> implements Intake {
   }
 
   release(job: Job, exit: Exit.Exit<unknown, unknown>): void {
-    if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, exit)
+    if (job.waiter !== undefined) job.waiter.done(exit)
     this.finished()
   }
 
@@ -375,7 +375,11 @@ export class Executor<Entry, E> implements Intake {
   /** Wakes a parked worker, or starts one while fewer than `concurrency` are alive. */
   private dispatch(): void {
     if (this.paused || this.phase === STOPPED) return
-    if (this.parked.length > 0) this.parked.pop()!(Effect.void)
+    if (this.parked.length > 0) {
+      // resumed straight into its loop: two run-loop steps fewer per wake-up than resuming, then looping
+      const worker = this.parked.pop()!
+      worker.wake(worker.loop)
+    }
     else if (this.workers < this.config.concurrency) {
       this.workers++
       // not started in the caller's stack: `schedule` returns before any task runs
@@ -414,9 +418,10 @@ export class Executor<Entry, E> implements Intake {
   }
 
   /** Parks a worker, unless work arrived since it looked (the check and the park are one step). */
-  parkOrResume(resume: (effect: Effect.Effect<void>) => void): void {
-    if (!this.paused && this.readyHead !== undefined) resume(Effect.void)
-    else this.parked.push(resume)
+  parkOrResume(worker: Worker<Entry, E>, resume: (effect: Effect.Effect<void>) => void): void {
+    if (!this.paused && this.readyHead !== undefined) return resume(worker.loop)
+    worker.wake = resume
+    this.parked.push(worker)
   }
 
   // ---------------------------------------------------------------------------
@@ -476,7 +481,7 @@ export class Executor<Entry, E> implements Intake {
    * reports it. Returns the time the observer read.
    */
   private finish(job: Job, lane: Lane, span: Tracer.Span | undefined, exit: Exit.Exit<unknown, unknown>, end: End): number {
-    if (job.deferred !== undefined) Deferred.unsafeDone(job.deferred, exit)
+    if (job.waiter !== undefined) job.waiter.done(exit)
     this.finished()
     return this.observer.ended(end, job, lane, exit, this.count, span)
   }

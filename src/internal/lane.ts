@@ -5,13 +5,13 @@
  */
 import type * as Cause from "effect/Cause"
 import type * as Context from "effect/Context"
-import type * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as MetricLabel from "effect/MetricLabel"
 import type * as Schedule from "effect/Schedule"
 import type * as Tracer from "effect/Tracer"
 import type { LaneStatus } from "../Observability.js"
+import type { Waiter } from "./waiter.js"
 
 /** @internal */
 export interface Policy {
@@ -36,7 +36,7 @@ export class Job {
     public task: Effect.Effect<unknown, unknown, unknown>,
     public context: Context.Context<unknown>,
     readonly policy: Policy,
-    readonly deferred: Deferred.Deferred<unknown, unknown> | undefined,
+    readonly waiter: Waiter | undefined,
     public id: number,
     /** Milliseconds after the executor's epoch (see `Observer.epoch`). */
     public scheduledAt: number
@@ -160,12 +160,12 @@ export class Lane {
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined,
+    waiter: Waiter | undefined,
     id: number,
     scheduledAt: number
   ): void {
-    if (policy !== this.policy || deferred !== undefined) {
-      return this.pushJob(new Job(task, context, policy, deferred, id, scheduledAt))
+    if (policy !== this.policy || waiter !== undefined) {
+      return this.pushJob(new Job(task, context, policy, waiter, id, scheduledAt))
     }
     const at = this.reserve()
     const slots = this.last.slots

@@ -5,11 +5,9 @@
  *
  * @internal
  */
-import type * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -21,6 +19,7 @@ import { Executor } from "./executor.js"
 import { noMetrics, Observer } from "./observer.js"
 import { type Config, decodeExecutorOptions, defaultRetry, type ExecutorSettings, taskPolicy } from "./options.js"
 import * as Store from "./store.js"
+import { Waiter } from "./waiter.js"
 
 /** Effect's built-in tracer, to tell whether another one is installed. */
 const builtInTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
@@ -94,6 +93,26 @@ export const makeExecutor = <Entry, E, R>(
   })
 
 /**
+ * Offers `task` with `context`, the caller's, under the policy its options
+ * give it. What `schedule` and `submit` do, once they have the caller's context.
+ */
+const offerIn = <Entry, E>(
+  executor: Executor<Entry, E>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined,
+  waiter: Waiter | undefined,
+  entry: Entry,
+  context: Context.Context<unknown>
+): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError | E> => {
+  const base = executor.config.policy
+  if (options === undefined) return executor.offer(undefined, task, context, base, waiter, entry)
+  const policy = taskPolicy(options, base)
+  return policy instanceof SequentOptionError
+    ? Effect.fail(policy)
+    : executor.offer(options.key, task, context, policy, waiter, entry)
+}
+
+/**
  * Offers `task` with the caller's context (taken now), under the policy its
  * options give it.
  */
@@ -101,18 +120,25 @@ export const offer = <Entry, E>(
   executor: Executor<Entry, E>,
   task: Effect.Effect<unknown, unknown, unknown>,
   options: TaskOptions<any> | undefined,
-  deferred: Deferred.Deferred<unknown, unknown> | undefined,
+  waiter: Waiter | undefined,
   entry: Entry
 ): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError | E> =>
-  Effect.withFiberRuntime<void, SequentClosedError | SequentFullError | SequentOptionError | E>((fiber) => {
-    const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<unknown>
-    const base = executor.config.policy
-    if (options === undefined) return executor.offer(undefined, task, context, base, deferred, entry)
-    const policy = taskPolicy(options, base)
-    return policy instanceof SequentOptionError
-      ? Effect.fail(policy)
-      : executor.offer(options.key, task, context, policy, deferred, entry)
-  })
+  Effect.withFiberRuntime((fiber) =>
+    offerIn(executor, task, options, waiter, entry, fiber.currentContext as Context.Context<unknown>)
+  )
+
+/** `submit` once it has the caller's context: offers the task with a waiter, then waits. */
+const submitIn = (
+  executor: Executor<void, never>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined,
+  context: Context.Context<unknown>
+): Effect.Effect<unknown, unknown> => {
+  const waiter = new Waiter()
+  const offered = offerIn(executor, task, options, waiter, undefined, context)
+  // the in-memory store's offer is done when it returns: wait at once
+  return offered === Store.nothing ? waiter.await() : Effect.zipRight(offered, waiter.await())
+}
 
 /** The parts of the service that do not depend on how tasks are offered. */
 export const control = <Entry, E>(executor: Executor<Entry, E>) => {
@@ -132,17 +158,71 @@ export const control = <Entry, E>(executor: Executor<Entry, E>) => {
   }
 }
 
+/**
+ * The key under which a service built by `make` marks its own `schedule` with
+ * its executor, so that the static accessor can offer to it directly: one
+ * step of the run loop where a lookup of the service and then a call of its
+ * method take four. A service whose `schedule` is not the one `make` built
+ * (a test double, a wrapper) is called as it is.
+ */
+const executorKey: unique symbol = Symbol.for("effect-sequent/Sequent/executor")
+
+interface Marked {
+  readonly [executorKey]?: Executor<void, never>
+}
+
+const mark = <F extends Function>(f: F, executor: Executor<void, never>): F =>
+  Object.assign(f, { [executorKey]: executor })
+
+/**
+ * `Sequent.schedule`: finds the service in the caller's context and offers to
+ * it, in one step.
+ */
+export const accessSchedule = <I>(
+  tag: Context.Tag<I, Sequent.Service>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined
+): Effect.Effect<void, unknown, unknown> =>
+  Effect.withFiberRuntime((fiber) => {
+    const context = fiber.currentContext as Context.Context<unknown>
+    const service = Context.unsafeGet(context, tag)
+    const executor = (service.schedule as Marked)[executorKey]
+    return executor === undefined
+      ? service.schedule(task, options)
+      : offerIn(executor, task, options, undefined, undefined, context)
+  })
+
+/** `Sequent.submit`, as `Sequent.schedule` is built. */
+export const accessSubmit = <I>(
+  tag: Context.Tag<I, Sequent.Service>,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: TaskOptions<any> | undefined
+): Effect.Effect<unknown, unknown, unknown> =>
+  Effect.withFiberRuntime((fiber) => {
+    const context = fiber.currentContext as Context.Context<unknown>
+    const service = Context.unsafeGet(context, tag)
+    const executor = (service.submit as Marked)[executorKey]
+    return executor === undefined ? service.submit(task, options) : submitIn(executor, task, options, context)
+  })
+
 /** The in-memory executor's service. */
 export const make = <R = never>(
   options: SequentOptions<R> = {}
 ): Effect.Effect<Sequent.Service, never, Scope.Scope | R> =>
   Effect.map(makeExecutor(options, Store.memory), (executor): Sequent.Service => ({
     ...control(executor),
-    schedule: (task, options) => offer(executor, task, options, undefined, undefined) as Effect.Effect<void, never>,
-    submit: (task, options) =>
-      Effect.flatMap(Deferred.make<unknown, unknown>(), (deferred) =>
-        Effect.zipRight(
-          offer(executor, task, options, deferred, undefined),
-          Deferred.await(deferred)
-        )) as Effect.Effect<never, ScheduleError<{}>>
+    schedule: mark(
+      (task, options) => offer(executor, task, options, undefined, undefined) as Effect.Effect<void, never>,
+      executor
+    ),
+    submit: mark(
+      (task, options) =>
+        Effect.withFiberRuntime((fiber) =>
+          submitIn(executor, task, options, fiber.currentContext as Context.Context<unknown>) as Effect.Effect<
+            never,
+            ScheduleError<{}>
+          >
+        ),
+      executor
+    )
   }))

@@ -10,11 +10,11 @@
  */
 import type * as Cause from "effect/Cause"
 import type * as Context from "effect/Context"
-import type * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type { Job, Policy } from "./lane.js"
 import type { Config } from "./options.js"
+import type { Waiter } from "./waiter.js"
 
 /**
  * A task as `schedule` offers it, passed as separate arguments: an object per
@@ -25,7 +25,7 @@ export type Offered<Entry, R> = (
   task: Effect.Effect<unknown, unknown, unknown>,
   context: Context.Context<unknown>,
   policy: Policy,
-  deferred: Deferred.Deferred<unknown, unknown> | undefined,
+  waiter: Waiter | undefined,
   entry: Entry
 ) => R
 
@@ -42,7 +42,7 @@ export interface Intake {
     task: Effect.Effect<unknown, unknown, unknown>,
     context: Context.Context<unknown>,
     policy: Policy,
-    deferred: Deferred.Deferred<unknown, unknown> | undefined
+    waiter: Waiter | undefined
   ) => Job
   /**
    * Queues a kept job that `offer` counted. Once the executor has stopped, the
@@ -94,8 +94,8 @@ export const nothing: Effect.Effect<void> = Effect.void
  * @internal
  */
 export const memory: Store<void, never> = {
-  accept: (intake) => (key, task, context, policy, deferred) => {
-    intake.push(key, task, context, policy, deferred, undefined)
+  accept: (intake) => (key, task, context, policy, waiter) => {
+    intake.push(key, task, context, policy, waiter, undefined)
     return nothing
   },
   attemptFailed: () => nothing,
