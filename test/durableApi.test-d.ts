@@ -5,6 +5,7 @@
  * --typecheck` would.
  */
 import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -75,9 +76,7 @@ const handlers = Tasks.handlers({
   Check: () => Effect.succeed(true),
   SendMail: (mail) => Effect.succeed(mail.to.length)
 })
-expectTypeOf(handlers).toEqualTypeOf<
-  import("effect/Layer").Layer<TaskKind.TaskHandlers, never, Gateway>
->()
+expectTypeOf(handlers).toEqualTypeOf<Layer.Layer<TaskKind.TaskHandlers, never, Gateway>>()
 
 Tasks.handlers({
   // @ts-expect-error the success must be a Receipt

@@ -28,13 +28,13 @@ const Handlers = Tasks.handlers({ Write: (write) => Effect.log(`write ${write.n}
 const { schedule } = DurableSequent.typed(Tasks)
 
 export const sqlite: Layer.Layer<Journal, JournalError | JournalLockedError> = SqliteJournal.layer({ filename: "t.db" })
-const sqliteShared = SqliteJournal.layerFromClient()
+export const sqliteShared = SqliteJournal.layerFromClient()
 // the requirement is @effect/sql-sqlite-node's client, found from effect-sequent's declarations
 export const sqliteNeeds: Equals<Layer.Layer.Context<typeof sqliteShared>, SqliteClient.SqliteClient> = true
 export const pg: Layer.Layer<Journal, JournalError | JournalLockedError> = PgJournal.layer({
   url: Redacted.make("postgres://localhost/app")
 })
-const pgShared = PgJournal.layerFromClient()
+export const pgShared = PgJournal.layerFromClient()
 export const pgNeeds: Equals<Layer.Layer.Context<typeof pgShared>, SqlClient.SqlClient> = true
 
 export const durable = schedule(new Write({ n: 1 }), { key: "lane", id: "write:1" }).pipe(

@@ -143,7 +143,9 @@ export class RedisServerProcess {
     running.add(child)
     this.starts++
     const remember = (chunk: Buffer) => {
-      this.log.push(...chunk.toString("utf8").split("\n").filter((line) => line.length > 0))
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (line.length > 0) this.log.push(line)
+      }
       if (this.log.length > 200) this.log = this.log.slice(-100)
     }
     child.stdout?.on("data", remember)
