@@ -13,8 +13,8 @@ import type * as Statement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
-import type { AppendResult, DeadLetter, JournalEntry, JournalRecord } from "../Journal.js"
-import { Journal, JournalError, JournalNotFoundError } from "../Journal.js"
+import type { AppendResult, DeadLetter, Journal, JournalEntry, JournalRecord } from "../Journal.js"
+import { JournalError, JournalNotFoundError } from "../Journal.js"
 
 /**
  * Rows per statement. Keeps every statement well under SQLite's 32766 and
@@ -553,5 +553,6 @@ export const make = Effect.fnUntraced(function*(options: {
   readonly connection?: Connection | undefined
 }) {
   const db = yield* openDb(options)
-  return Journal.of({ ...taskSteps(db), ...deadLetterOps(db), ...laneOps(db) })
+  const journal: Journal.Service = { ...taskSteps(db), ...deadLetterOps(db), ...laneOps(db) }
+  return journal
 })
