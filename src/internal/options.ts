@@ -31,6 +31,7 @@ export interface Config {
   readonly deadLetter: ((giveUp: GiveUp) => Effect.Effect<void>) | undefined
   readonly grace: Duration.Duration
   readonly eventBuffer: number
+  readonly yieldToEventLoop: boolean
 }
 
 const invalid = (option: string, reason: string) => Either.left(new SequentOptionError({ option, reason }))
@@ -72,7 +73,8 @@ export const decodeConfig = (options: SequentOptions): Either.Either<Config, Seq
       onGiveUp: options.onGiveUp ?? "continue",
       deadLetter: options.deadLetter,
       grace: Duration.decode(options.closeGracePeriod ?? Duration.seconds(30)),
-      eventBuffer
+      eventBuffer,
+      yieldToEventLoop: options.yieldToEventLoop ?? true
     }
   })
 
