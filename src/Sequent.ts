@@ -134,6 +134,15 @@ export interface SequentOptions<R = never> {
    * loses the oldest ones. Default: 4096.
    */
   readonly eventBuffer?: number | undefined
+  /**
+   * Let the event loop turn while a backlog drains (on by default): about once
+   * a millisecond of work, a worker that has more to do, and a `schedule` call
+   * while tasks wait, first wait for the event loop's next turn, so that
+   * timers, I/O and other callbacks (a server's requests, a task's own
+   * `Effect.sleep` or backoff) run meanwhile. Off, they let only other fibers
+   * run: a little more throughput for a process that does nothing else.
+   */
+  readonly yieldToEventLoop?: boolean | undefined
 }
 
 /**

@@ -37,7 +37,8 @@ interface KillPoint {
 const killPoints: ReadonlyArray<KillPoint> = [
   { point: "during scheduling, as an append transaction is about to run", marker: "appending", nth: 30 },
   { point: "during a retry (a failed attempt committed, its backoff running)", marker: "retrying", nth: 200 },
-  { point: "while running, as a completion transaction is about to run", marker: "completing", nth: 1500 },
+  // a completion transaction commits up to CONCURRENCY tasks: the thousands left by then take more than 500 of them
+  { point: "while running, as a completion transaction is about to run", marker: "completing", nth: 500 },
   { point: "on restart, right after the pending tasks were restored", marker: "restored", nth: 1 },
   { point: "at the first completion commit after a restart", marker: "completing", nth: 1 }
 ]

@@ -32,6 +32,7 @@ import {
   SequentStoppedError,
   SequentTimeoutError
 } from "../SequentError.js"
+import { Turns } from "./eventLoop.js"
 import { BACKOFF, IDLE, Job, Lane, type Policy, READY, RUNNING, WAITING } from "./lane.js"
 import type { End, Observer } from "./observer.js"
 import type { Config } from "./options.js"
@@ -101,7 +102,8 @@ const WORKER_TURN = 8192
  * producers gets a turn for every one the worker gets; without this, a hundred
  * of them in tight loops outrun it until the backlog is as long as the burst.
  * The task is taken after the turn, so `schedule` still returns before its
- * task can run.
+ * task can run. (A `schedule` that lets the event loop turn first, see
+ * `Turns`, gives the other fibers theirs too.)
  */
 const YIELD_ABOVE = 8192
 const YIELD_EVERY = 31
@@ -126,6 +128,8 @@ class Worker<Entry, E> {
   }
   readonly loop: Effect.Effect<void>
   readonly park: Effect.Effect<void>
+  /** The loop, once the event loop has turned. */
+  readonly afterTurn: Effect.Effect<void>
   /** Resumes the parked worker with its loop: set while it is parked. */
   wake: (effect: Effect.Effect<void>) => void = () => {}
 
@@ -135,6 +139,7 @@ class Worker<Entry, E> {
       onFailure: (cause) => executor.failed(this, cause)
     }
     this.loop = Effect.suspend(() => executor.idle(this))
+    this.afterTurn = Effect.zipRight(executor.turns.letTurn, this.loop)
     this.park = Effect.async<void>((resume) => executor.parkOrResume(this, resume))
   }
 
@@ -182,6 +187,8 @@ export class Executor<Entry, E> implements Intake {
   private readonly stopped: Deferred.Deferred<number>
   /** The store's `accept`, bound to this executor. */
   private readonly accept: Offered<Entry, Effect.Effect<void, E>>
+  /** When the executor's fibers let the event loop turn. */
+  readonly turns: Turns
 
   constructor(
     readonly config: Config,
@@ -197,6 +204,7 @@ export class Executor<Entry, E> implements Intake {
     this.drained = Deferred.unsafeMake(fiberId)
     this.stopped = Deferred.unsafeMake(fiberId)
     this.accept = store.accept(this)
+    this.turns = new Turns(clock, config.yieldToEventLoop)
   }
 
   // ---------------------------------------------------------------------------
@@ -205,7 +213,9 @@ export class Executor<Entry, E> implements Intake {
 
   /** Now, as a job's schedule time: a small whole number, stored inline. */
   private sinceEpoch(): number {
-    return this.clock.unsafeCurrentTimeMillis() - this.observer.epoch
+    const now = this.clock.unsafeCurrentTimeMillis()
+    this.turns.saw(now)
+    return now - this.observer.epoch
   }
 
   /** Counts `task` as accepted and hands it to the store, or fails when closed or full. */
@@ -221,16 +231,32 @@ export class Executor<Entry, E> implements Intake {
     if (this.count >= this.config.capacity || this.roomWaiters.length > 0) {
       return this.config.onFull === "fail"
         ? Effect.fail(new SequentFullError({ capacity: this.config.capacity }))
-        : this.waitForRoom((executor) => executor.accept(key, task, context, policy, waiter, entry))
+        : this.waitForRoom(key, task, context, policy, waiter, entry)
     }
+    // while tasks wait, a producer in a tight loop would keep the event loop from turning
+    if (this.turns.beforeOffer(this.count)) return this.offerAfter(this.turns.letTurn, key, task, context, policy, waiter, entry)
     if (this.count > YIELD_ABOVE && (++this.offers & YIELD_EVERY) === 0) {
-      return Effect.zipRight(
-        Effect.yieldNow(),
-        Effect.suspend(() => this.offer(key, task, context, policy, waiter, entry))
-      )
+      return this.offerAfter(Effect.yieldNow(), key, task, context, policy, waiter, entry)
     }
     this.count++
     return this.accept(key, task, context, policy, waiter, entry)
+  }
+
+  /**
+   * Offers the task once `first` is done. A function of its own, like
+   * `waitForRoom`: a closure over the task inside `offer` would cost every
+   * call of `offer` a context object for what it captures.
+   */
+  private offerAfter(
+    first: Effect.Effect<void>,
+    key: string | undefined,
+    task: Effect.Effect<unknown, unknown, unknown>,
+    context: Context.Context<unknown>,
+    policy: Policy,
+    waiter: Waiter | undefined,
+    entry: Entry
+  ): Effect.Effect<void, SequentClosedError | SequentFullError | E> {
+    return Effect.zipRight(first, Effect.suspend(() => this.offer(key, task, context, policy, waiter, entry)))
   }
 
   push(
@@ -288,8 +314,14 @@ export class Executor<Entry, E> implements Intake {
 
   /** Waits in line for room; whoever frees the room counts and offers the task, so arrival order is kept. */
   private waitForRoom(
-    offer: (executor: Executor<Entry, E>) => Effect.Effect<void, E>
+    key: string | undefined,
+    task: Effect.Effect<unknown, unknown, unknown>,
+    context: Context.Context<unknown>,
+    policy: Policy,
+    job: Waiter | undefined,
+    entry: Entry
   ): Effect.Effect<void, SequentClosedError | E> {
+    const offer = (executor: Executor<Entry, E>) => executor.accept(key, task, context, policy, job, entry)
     return Effect.async<void, SequentClosedError | E>((resume) => {
       const waiter: RoomWaiter<Entry, E> = { offer, resume }
       this.roomWaiters.push(waiter)
@@ -486,12 +518,22 @@ export class Executor<Entry, E> implements Intake {
     return this.observer.ended(end, job, lane, exit, this.count, span)
   }
 
-  /** After the head job of `lane` finished: go on with the lane, or hand it back and pick the next one. */
+  /**
+   * After the head job of `lane` finished: go on with the lane, or hand it
+   * back and pick the next one; first let the event loop turn, if the
+   * executor has kept it long enough (see `Turns`) and there is more to do.
+   */
   private next(worker: Worker<Entry, E>, lane: Lane, now?: number): Effect.Effect<void> {
+    const overdue = now !== undefined && this.turns.overdue(now)
     if (lane.size === 0) {
       lane.state = IDLE
       this.reclaim(lane)
-      return worker.loop
+      return overdue && this.readyHead !== undefined ? worker.afterTurn : worker.loop
+    }
+    if (overdue && !lane.blocked) {
+      // the lane waits in line while the event loop turns
+      this.requeue(lane)
+      return worker.afterTurn
     }
     return this.proceed(worker, lane, now)
   }
@@ -509,6 +551,7 @@ export class Executor<Entry, E> implements Intake {
 
   private finished(): void {
     this.count--
+    this.turns.finished()
     if (this.roomWaiters.length > 0) this.admitWaiters()
     if (this.count === 0 && this.phase !== OPEN) Deferred.unsafeDone(this.drained, Exit.void)
   }

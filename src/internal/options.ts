@@ -120,6 +120,7 @@ export interface ExecutorOptionsInput<R> {
   readonly laneMetrics?: unknown
   readonly spans?: unknown
   readonly eventBuffer?: unknown
+  readonly yieldToEventLoop?: unknown
 }
 
 /** The executor options, checked, with their defaults. */
@@ -138,6 +139,7 @@ export interface ExecutorSettings<R> {
   readonly laneMetrics: boolean
   readonly spans: boolean | "auto"
   readonly eventBuffer: number
+  readonly yieldToEventLoop: boolean
 }
 
 const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
@@ -168,7 +170,8 @@ export const decodeExecutorOptions = <R>(
         metrics: yield* read("metrics", options.metrics, flag, true),
         laneMetrics: yield* read("laneMetrics", options.laneMetrics, flag, false),
         spans: yield* read("spans", options.spans, spans, "auto"),
-        eventBuffer: yield* read("eventBuffer", options.eventBuffer, wholeNumber, 4096)
+        eventBuffer: yield* read("eventBuffer", options.eventBuffer, wholeNumber, 4096),
+        yieldToEventLoop: yield* read("yieldToEventLoop", options.yieldToEventLoop, flag, true)
       }
     }) :
     Either.left(refused("options", options, "an object"))
@@ -238,4 +241,6 @@ export interface Config {
   /** The level failed attempts are logged at; `LogLevel.None` for no log. */
   readonly attemptLogLevel: LogLevel.LogLevel
   readonly grace: Duration.Duration
+  /** Let the event loop turn while a backlog drains. */
+  readonly yieldToEventLoop: boolean
 }

@@ -50,7 +50,8 @@ const configOf = <R>(settings: ExecutorSettings<R>, context: Context.Context<R>)
       ? undefined
       : (giveUp) => Effect.mapInputContext(handler(giveUp), (_: Context.Context<never>) => context),
     attemptLogLevel: settings.attemptLogLevel,
-    grace: settings.closeGracePeriod
+    grace: settings.closeGracePeriod,
+    yieldToEventLoop: settings.yieldToEventLoop
   }
 }
 
