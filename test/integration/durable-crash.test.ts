@@ -25,7 +25,7 @@ const TASKS = 10_000
 const LANES = 100
 const CONCURRENCY = 8
 
-const fixture = fileURLToPath(new URL("./fixtures/durableWorker.ts", import.meta.url))
+const fixture = fileURLToPath(new URL("../fixtures/durableWorker.ts", import.meta.url))
 
 /** Where to kill a worker: on the `nth` stdout line that starts with `marker`. */
 interface KillPoint {
