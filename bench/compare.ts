@@ -59,7 +59,11 @@ const prepareBaseline = (): { readonly dir: string; readonly commit: string } =>
   if (!existsSync(join(dir, ".tmp", "bench-js", "bench", "throughput.js"))) {
     throw new Error(`compiling the baseline failed:\n${compiled.stdout}${compiled.stderr}`)
   }
-  if (compiled.status !== 0) console.error(`note: the baseline compiled with type errors (its JS was written):\n${compiled.stdout.slice(0, 2000)}`)
+  if (compiled.status !== 0) {
+    console.error(
+      `note: the baseline compiled with type errors (its JS was written):\n${compiled.stdout.slice(0, 2000)}`
+    )
+  }
   return { dir, commit }
 }
 
@@ -75,7 +79,9 @@ const child = (buildDir: string, scenario: string, argv: ReadonlyArray<string>):
   const file = join(buildDir, ".tmp", "bench-js", "bench", `${scenario}.js`)
   const result = run(process.execPath, ["--expose-gc", file, ...argv], buildDir)
   const line = result.stdout.split("\n").filter((l) => l.startsWith("RESULT ")).pop()
-  if (result.status !== 0 || line === undefined) throw new Error(`${scenario} ${argv.join(" ")} failed in ${buildDir}:\n${result.stderr}`)
+  if (result.status !== 0 || line === undefined) {
+    throw new Error(`${scenario} ${argv.join(" ")} failed in ${buildDir}:\n${result.stderr}`)
+  }
   return JSON.parse(line.slice("RESULT ".length)) as Row
 }
 
@@ -90,21 +96,51 @@ interface Measure {
 const measures: ReadonlyArray<Measure> = [
   ...(only.includes("throughput")
     ? [
-      { name: "throughput, accessor", scenario: "throughput", argv: ["--impl=sequent", `--n=${n}`], fields: [["tasksPerSec", "higher"], ["tasksPerCpuSec", "higher"]] as const },
-      { name: "throughput, service method", scenario: "throughput", argv: ["--impl=sequent-service", `--n=${n}`], fields: [["tasksPerSec", "higher"], ["tasksPerCpuSec", "higher"]] as const }
+      {
+        name: "throughput, accessor",
+        scenario: "throughput",
+        argv: ["--impl=sequent", `--n=${n}`],
+        fields: [["tasksPerSec", "higher"], ["tasksPerCpuSec", "higher"]] as const
+      },
+      {
+        name: "throughput, service method",
+        scenario: "throughput",
+        argv: ["--impl=sequent-service", `--n=${n}`],
+        fields: [["tasksPerSec", "higher"], ["tasksPerCpuSec", "higher"]] as const
+      }
     ]
     : []),
   ...(only.includes("latency")
     ? [
-      { name: "idle latency µs", scenario: "latency", argv: ["--impl=sequent", "--samples=10000", "--warmup=1000"], fields: [["p50", "lower"], ["p99", "lower"]] as const },
-      { name: "submit round trip µs", scenario: "latency", argv: ["--impl=sequent", "--mode=submit", "--samples=10000", "--warmup=1000"], fields: [["p50", "lower"], ["p99", "lower"]] as const }
+      {
+        name: "idle latency µs",
+        scenario: "latency",
+        argv: ["--impl=sequent", "--samples=10000", "--warmup=1000"],
+        fields: [["p50", "lower"], ["p99", "lower"]] as const
+      },
+      {
+        name: "submit round trip µs",
+        scenario: "latency",
+        argv: ["--impl=sequent", "--mode=submit", "--samples=10000", "--warmup=1000"],
+        fields: [["p50", "lower"], ["p99", "lower"]] as const
+      }
     ]
     : []),
   ...(only.includes("memory")
-    ? [{ name: "memory", scenario: "memory", argv: ["--impl=sequent", `--n=${n}`], fields: [["bytesPerTask", "lower"]] as const }]
+    ? [{
+      name: "memory",
+      scenario: "memory",
+      argv: ["--impl=sequent", `--n=${n}`],
+      fields: [["bytesPerTask", "lower"]] as const
+    }]
     : []),
   ...(only.includes("user")
-    ? [{ name: "as a user writes it, 300k", scenario: "user", argv: ["--impl=sequent", "--n=300000"], fields: [["tasksPerSec", "higher"], ["tasksPerCpuSec", "higher"]] as const }]
+    ? [{
+      name: "as a user writes it, 300k",
+      scenario: "user",
+      argv: ["--impl=sequent", "--n=300000"],
+      fields: [["tasksPerSec", "higher"], ["tasksPerCpuSec", "higher"]] as const
+    }]
     : [])
 ]
 
@@ -139,6 +175,10 @@ for (const measure of measures) {
     const base = median(collected.get(`${measure.name}/${field}/${baseline.commit}`) ?? [])
     const ratio = current / base
     const better = direction === "higher" ? ratio >= 1 : ratio <= 1
-    console.log(`| ${measure.name}: ${field} | ${fmt(current)} | ${fmt(base)} | ${ratio.toFixed(3)} | ${better ? "current" : "baseline"} |`)
+    console.log(
+      `| ${measure.name}: ${field} | ${fmt(current)} | ${fmt(base)} | ${ratio.toFixed(3)} | ${
+        better ? "current" : "baseline"
+      } |`
+    )
   }
 }

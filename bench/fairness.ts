@@ -57,12 +57,18 @@ const measure = () =>
 
 const runs = await repeated(intArg(args, "runs", 3), measure)
 const ms = (x: number) => x.toFixed(2)
-console.log(`### Fairness and backlog: a bystander fiber's wait between turns, and the backlog, while ${n.toLocaleString("en-US")} tasks are scheduled in a tight loop and flushed\n`)
+console.log(
+  `### Fairness and backlog: a bystander fiber's wait between turns, and the backlog, while ${
+    n.toLocaleString("en-US")
+  } tasks are scheduled in a tight loop and flushed\n`
+)
 console.log("| run | burst ms | backlog peak (tasks) | bystander turns | gap p50 ms | gap p99 ms | gap max ms |")
 console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 runs.forEach((r, i) =>
   console.log(
-    `| ${i + 1} | ${r.ms.toFixed(0)} | ${r.peak} | ${r.turns} | ${ms(r.gapP50Ms)} | ${ms(r.gapP99Ms)} | ${ms(r.gapMaxMs)} |`
+    `| ${i + 1} | ${r.ms.toFixed(0)} | ${r.peak} | ${r.turns} | ${ms(r.gapP50Ms)} | ${ms(r.gapP99Ms)} | ${
+      ms(r.gapMaxMs)
+    } |`
   )
 )
 console.log("\nbacklog peak: the largest `size` the producer saw, read after every 1,024th schedule.")

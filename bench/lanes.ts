@@ -6,9 +6,9 @@
  * Orchestrator: node --import tsx bench/lanes.ts [--n=200000] [--runs=3]
  * Child:        node --import tsx bench/lanes.ts --child --keys=<k> --concurrency=<c> --n=<n>
  */
+import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { Effect } from "effect"
 import { Sequent } from "../src/index.js"
 import { CheckError, intArg, main, parseArgs, stopwatch } from "./shared.js"
 

@@ -75,7 +75,9 @@ const measure = async (impl: Impl, samples: number, warmup: number, mode: "start
   }
   if (runs !== total) throw new CheckError(`${impl.name}: ${runs} of ${total} latency tasks ran`)
   const measured = us.subarray(warmup)
-  if (measured.some((x) => !Number.isFinite(x) || x < 0)) throw new CheckError(`${impl.name}: a task did not stamp its start`)
+  if (measured.some((x) => !Number.isFinite(x) || x < 0)) {
+    throw new CheckError(`${impl.name}: a task did not stamp its start`)
+  }
   const asc = Float64Array.from(measured).sort()
   let sum = 0
   for (const x of asc) sum += x

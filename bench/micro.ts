@@ -7,14 +7,14 @@
  * Reports ns per op (mitata's avg / p50 / p99 of an iteration, divided by the batch size).
  * Child: node --import tsx --expose-gc bench/micro.ts --impl=<name>
  */
+import { Effect, Exit, Schedule, Scope } from "effect"
 import { measure } from "mitata"
 import pRetry from "p-retry"
-import { Effect, Exit, Schedule, Scope } from "effect"
 import { loadImpl } from "./impls/index.js"
 import type { EffectExecutor, RetryPolicy } from "./impls/types.js"
 import { parseLogMode, withLogs } from "./logs.js"
-import { CheckError, main, parseArgs } from "./shared.js"
 import { FAILURES, pRetryOptions } from "./retry-options.js"
+import { CheckError, main, parseArgs } from "./shared.js"
 
 const ROUNDTRIP_BATCH = 100
 const RETRY_BATCH = 10
@@ -114,7 +114,9 @@ main(async () => {
     }
   }
   if (ran === 0 || attemptsTotal % (FAILURES + 1) !== 0) {
-    throw new CheckError(`${impl.name}: ${ran} roundtrip tasks ran, ${attemptsTotal} retry attempts (not a multiple of ${FAILURES + 1})`)
+    throw new CheckError(
+      `${impl.name}: ${ran} roundtrip tasks ran, ${attemptsTotal} retry attempts (not a multiple of ${FAILURES + 1})`
+    )
   }
   return { impl: impl.name, logs, roundtrip, retry }
 })

@@ -8,13 +8,16 @@
  * Orchestrator: node --import tsx bench/observability.ts [--n=200000] [--runs=5]
  * Child:        node --import tsx bench/observability.ts --child --variant=<name> --n=<n>
  */
+import { Effect, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { Effect, Stream } from "effect"
 import { Sequent, type SequentOptions } from "../src/index.js"
 import { intArg, main, OrderCheck, parseArgs, stopwatch } from "./shared.js"
 
-const variants: Record<string, { readonly label: string; readonly options: SequentOptions; readonly subscribe: boolean }> = {
+const variants: Record<
+  string,
+  { readonly label: string; readonly options: SequentOptions; readonly subscribe: boolean }
+> = {
   off: { label: "metrics off, spans off (the floor)", options: { metrics: false, spans: false }, subscribe: false },
   default: { label: "defaults: metrics on, spans auto (no tracer)", options: {}, subscribe: false },
   subscriber: { label: "defaults + one event subscriber reading all", options: {}, subscribe: true },
@@ -52,7 +55,14 @@ if (args["child"] !== undefined) {
     const order = Object.keys(variants)
     if (run % 2 === 1) order.reverse()
     for (const variant of order) {
-      const out = execFileSync(process.execPath, ["--import", "tsx", self, "--child", `--variant=${variant}`, `--n=${n}`], {
+      const out = execFileSync(process.execPath, [
+        "--import",
+        "tsx",
+        self,
+        "--child",
+        `--variant=${variant}`,
+        `--n=${n}`
+      ], {
         encoding: "utf8"
       })
       const line = out.split("\n").find((l) => l.startsWith("RESULT "))!
@@ -67,6 +77,8 @@ if (args["child"] !== undefined) {
     const rows = results[variant]!
     const cpu = median(rows.map((r) => r.cpuUsPerTask))
     const tps = median(rows.map((r) => r.tasksPerSec))
-    console.log(`| ${label} | ${Math.round(tps).toLocaleString("en")} | ${cpu.toFixed(2)} | ${(cpu / floor).toFixed(2)}x |`)
+    console.log(
+      `| ${label} | ${Math.round(tps).toLocaleString("en")} | ${cpu.toFixed(2)} | ${(cpu / floor).toFixed(2)}x |`
+    )
   }
 }

@@ -5,12 +5,16 @@
  * reports the ratio. Effect-world implementations only (the Promise queues have no fibers).
  * Child: node --import tsx --expose-gc bench/producers.ts --impl=<name> --producers=P --per=K [--repeat=R]
  */
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import { loadImpl } from "./impls/index.js"
 import type { EffectExecutor } from "./impls/types.js"
 import { intArg, main, parseArgs, ProducerCheck, repeated, settledHeap, stopwatch } from "./shared.js"
 
-const pass = (make: Effect.Effect<EffectExecutor, unknown, import("effect").Scope.Scope>, producers: number, per: number) =>
+const pass = (
+  make: Effect.Effect<EffectExecutor, unknown, Scope.Scope>,
+  producers: number,
+  per: number
+) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const executor = yield* make
     const check = new ProducerCheck(producers)
@@ -39,7 +43,7 @@ main(async () => {
   if (warmup > 0) await pass(impl.make(), Math.min(producers, warmup), Math.max(1, Math.floor(warmup / producers)))
   return repeated(intArg(args, "repeat", 1), async () => {
     settledHeap()
-    const { ms, cpuMs } = await pass(impl.make(), producers, per)
+    const { cpuMs, ms } = await pass(impl.make(), producers, per)
     const n = producers * per
     return { impl: impl.name, producers, per, n, ms, cpuMs, tasksPerSec: n / (ms / 1000) }
   })

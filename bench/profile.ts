@@ -11,10 +11,10 @@
  * Sequent is loaded through tsx here, so anonymous functions in src/ show as `file:1`; compile src/
  * with tsc and point the import at the output for exact lines.
  */
-import { writeFileSync, mkdirSync } from "node:fs"
+import { Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 import { dirname } from "node:path"
-import { Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
 import { Sequent, SequentLive } from "../src/index.js"
 import { intArg, now, OrderCheck, parseArgs } from "./shared.js"
 

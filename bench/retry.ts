@@ -9,13 +9,23 @@
  * Child: node --import tsx --expose-gc bench/retry.ts --impl=<name> [--k=...] [--logs=off|format] [--repeat=R]
  * (R measured runs after one warm-up, one RESULT line each)
  */
-import pRetry from "p-retry"
 import { Effect, Schedule } from "effect"
+import pRetry from "p-retry"
 import { loadImpl } from "./impls/index.js"
 import type { Impl } from "./impls/types.js"
 import { type LogMode, parseLogMode, withLogs } from "./logs.js"
 import { FAILURES, pRetryOptions } from "./retry-options.js"
-import { CheckError, type Elapsed, intArg, main, OrderCheck, parseArgs, repeated, settledHeap, stopwatch } from "./shared.js"
+import {
+  CheckError,
+  type Elapsed,
+  intArg,
+  main,
+  OrderCheck,
+  parseArgs,
+  repeated,
+  settledHeap,
+  stopwatch
+} from "./shared.js"
 
 const boom = new Error("transient failure")
 
@@ -54,22 +64,26 @@ const pass = async (impl: Impl, k: number, logs: LogMode): Promise<Elapsed> => {
     }
     case "effect": {
       const failure = Effect.fail(boom)
-      elapsed = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-        const executor = yield* impl.make(Schedule.forever)
-        return yield* executor.within(Effect.gen(function*() {
-          const stop = stopwatch()
-          for (let i = 0; i < k; i++) {
-            yield* executor.schedule(Effect.suspend(() => attempt(i) ? Effect.sync(() => check.see(i)) : failure))
-          }
-          yield* executor.flush
-          return stop()
-        }))
-      })).pipe(withLogs(logs)))
+      elapsed = await Effect.runPromise(
+        Effect.scoped(Effect.gen(function*() {
+          const executor = yield* impl.make(Schedule.forever)
+          return yield* executor.within(Effect.gen(function*() {
+            const stop = stopwatch()
+            for (let i = 0; i < k; i++) {
+              yield* executor.schedule(Effect.suspend(() => attempt(i) ? Effect.sync(() => check.see(i)) : failure))
+            }
+            yield* executor.flush
+            return stop()
+          }))
+        })).pipe(withLogs(logs))
+      )
       break
     }
   }
   check.verify(k)
-  if (interleaved > 0) throw new CheckError(`${impl.name}: ${interleaved} attempts ran while another task was unfinished`)
+  if (interleaved > 0) {
+    throw new CheckError(`${impl.name}: ${interleaved} attempts ran while another task was unfinished`)
+  }
   for (let i = 0; i < k; i++) {
     if (attempts[i] !== FAILURES + 1) throw new CheckError(`${impl.name}: task ${i} took ${attempts[i]} attempts`)
   }
@@ -85,7 +99,7 @@ main(async () => {
   await pass(impl, Math.max(1, Math.floor(k / 10)), logs)
   return repeated(intArg(args, "repeat", 1), async () => {
     settledHeap()
-    const { ms, cpuMs } = await pass(impl, k, logs)
+    const { cpuMs, ms } = await pass(impl, k, logs)
     return { impl: impl.name, logs, k, ms, cpuMs, usPerTask: (ms * 1000) / k, cpuUsPerTask: (cpuMs * 1000) / k }
   })
 })

@@ -13,14 +13,14 @@
  * Scenarios: throughput, memory, latency, producers, retry (hand-timed loops) and micro (mitata).
  */
 import { spawn, spawnSync } from "node:child_process"
-import { createRequire } from "node:module"
 import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
 import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { implNames } from "./impls/index.js"
-import { median, parseArgs, spread, type Spread } from "./shared.js"
+import { median, parseArgs, type Spread, spread } from "./shared.js"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const root = resolve(benchDir, "..")
@@ -33,7 +33,9 @@ const quick = args["quick"] === "true"
 const only = (args["only"] ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0)
 for (const name of only) {
   if (!(implNames as ReadonlyArray<string>).includes(name) && !(scenarios as ReadonlyArray<string>).includes(name)) {
-    console.error(`--only: unknown name ${name}; implementations: ${implNames.join(", ")}; scenarios: ${scenarios.join(", ")}`)
+    console.error(
+      `--only: unknown name ${name}; implementations: ${implNames.join(", ")}; scenarios: ${scenarios.join(", ")}`
+    )
     process.exit(1)
   }
 }
@@ -45,13 +47,30 @@ const sequentAvailable = existsSync(join(root, "src", "index.ts"))
 const impls = implNames.filter((name) =>
   (onlyImpls.length === 0 || onlyImpls.includes(name)) && (name !== "sequent" || sequentAvailable)
 )
-const wanted = (s: Scenario) =>
-  onlyScenarios.length > 0 ? onlyScenarios.includes(s) : s !== "micro" || !quick // micro is skipped by --quick
+const wanted = (s: Scenario) => onlyScenarios.length > 0 ? onlyScenarios.includes(s) : s !== "micro" || !quick // micro is skipped by --quick
 
 /** Sizes per scenario: the full suite and the --quick smoke. */
 const size = quick
-  ? { n: 100_000, memN: 100_000, samples: 1_000, warmupSamples: 200, producers: 100, per: 1_000, kEffect: 2_000, kPromise: 30 }
-  : { n: 1_000_000, memN: 1_000_000, samples: 10_000, warmupSamples: 1_000, producers: 100, per: 10_000, kEffect: 20_000, kPromise: 300 }
+  ? {
+    n: 100_000,
+    memN: 100_000,
+    samples: 1_000,
+    warmupSamples: 200,
+    producers: 100,
+    per: 1_000,
+    kEffect: 2_000,
+    kPromise: 30
+  }
+  : {
+    n: 1_000_000,
+    memN: 1_000_000,
+    samples: 10_000,
+    warmupSamples: 1_000,
+    producers: 100,
+    per: 10_000,
+    kEffect: 20_000,
+    kPromise: 300
+  }
 
 interface Job {
   readonly scenario: Scenario
@@ -108,7 +127,10 @@ const jobsFor = (scenario: Scenario, run: number): Array<Job> => {
 
 const jobs: Array<Job> = []
 for (let run = 1; run <= runs; run++) {
-  for (const scenario of scenarios) if (wanted(scenario)) jobs.push(...jobsFor(scenario, run))
+  for (const scenario of scenarios) {
+    if (!wanted(scenario)) continue
+    for (const job of jobsFor(scenario, run)) jobs.push(job)
+  }
 }
 
 // ---- run the children ---------------------------------------------------------------------
@@ -134,7 +156,14 @@ const started = Date.now()
 const jsonPath = join(root, ".tmp", "bench-results.json")
 function saveJson(): void {
   mkdirSync(dirname(jsonPath), { recursive: true })
-  writeFileSync(jsonPath, JSON.stringify({ quick, runs, size, loadAtStart, loadNow: load(), results: Object.fromEntries(results), failures }, null, 2))
+  writeFileSync(
+    jsonPath,
+    JSON.stringify(
+      { quick, runs, size, loadAtStart, loadNow: load(), results: Object.fromEntries(results), failures },
+      null,
+      2
+    )
+  )
 }
 
 if (!sequentAvailable) console.error("note: src/index.ts not found; Sequent is skipped")
@@ -145,7 +174,11 @@ if (!sequentAvailable) console.error("note: src/index.ts not found; Sequent is s
 const compiledDir = join(root, ".tmp", "bench-js")
 {
   const require = createRequire(import.meta.url)
-  const tsc = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", join(root, "tsconfig.bench.json")], {
+  const tsc = spawnSync(process.execPath, [
+    require.resolve("typescript/bin/tsc"),
+    "-p",
+    join(root, "tsconfig.bench.json")
+  ], {
     cwd: root,
     encoding: "utf8"
   })
@@ -200,9 +233,11 @@ const record = (job: Job, index: number, seconds: string, child: Awaited<ReturnT
 for (let index = 0; index < jobs.length;) {
   const group = jobs[index]!.scenario === "memory" && jobs[index + 1]?.scenario === "memory" ? 2 : 1
   const t0 = Date.now()
-  await Promise.all(jobs.slice(index, index + group).map((job, k) =>
-    runChild(job).then((child) => record(job, index + k, ((Date.now() - t0) / 1000).toFixed(1), child))
-  ))
+  await Promise.all(
+    jobs.slice(index, index + group).map((job, k) =>
+      runChild(job).then((child) => record(job, index + k, ((Date.now() - t0) / 1000).toFixed(1), child))
+    )
+  )
   index += group
 }
 
@@ -214,7 +249,13 @@ const nested = (rs: ReadonlyArray<Result>, group: string, field: string) =>
   rs.map((r) => (r[group] as Record<string, number>)[field]!)
 
 const fmtRate = (x: number) =>
-  !Number.isFinite(x) ? "–" : x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0)
+  !Number.isFinite(x)
+    ? "–"
+    : x >= 1e6
+    ? `${(x / 1e6).toFixed(2)}M`
+    : x >= 1e3
+    ? `${(x / 1e3).toFixed(0)}k`
+    : x.toFixed(0)
 const fmt = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "–")
 const fmtMs = (x: number) => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : "–")
 const tri = (s: Spread, f: (x: number) => string) => `${f(s.min)} / **${f(s.median)}** / ${f(s.max)}`
@@ -230,14 +271,32 @@ const print = (s = "") => out.push(s)
 
 print(`## effect-sequent benchmarks`)
 print()
-print(`- machine: ${os.availableParallelism()} CPUs (${cpuModel}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.platform()} ${os.release()}`)
-print(`- node ${process.version}; effect ${pkgVersion("effect")}, p-queue ${pkgVersion("p-queue")}, fastq ${pkgVersion("fastq")}, p-retry ${pkgVersion("p-retry")}, mitata ${pkgVersion("mitata")}`)
+print(
+  `- machine: ${os.availableParallelism()} CPUs (${cpuModel}), ${
+    (os.totalmem() / 2 ** 30).toFixed(0)
+  } GiB RAM, ${os.platform()} ${os.release()}`
+)
+print(
+  `- node ${process.version}; effect ${pkgVersion("effect")}, p-queue ${pkgVersion("p-queue")}, fastq ${
+    pkgVersion("fastq")
+  }, p-retry ${pkgVersion("p-retry")}, mitata ${pkgVersion("mitata")}`
+)
 const flagsText = process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""
-print(`- command: \`tsx bench/run.ts${flagsText}\` (the core suite; \`npm run bench${flagsText ? " --" + flagsText : ""}\` runs it first); each throughput and memory run is a separate child process \`node --expose-gc .tmp/bench-js/bench/<scenario>.js\` (src/ and bench/ compiled by tsc first); latency, producers and retry measure all runs of a row in one child`)
+print(
+  `- command: \`tsx bench/run.ts${flagsText}\` (the core suite; \`npm run bench${
+    flagsText ? " --" + flagsText : ""
+  }\` runs it first); each throughput and memory run is a separate child process \`node --expose-gc .tmp/bench-js/bench/<scenario>.js\` (src/ and bench/ compiled by tsc first); latency, producers and retry measure all runs of a row in one child`
+)
 const srcAtEnd = srcVersion()
-print(`- src: ${srcAtStart}${srcAtEnd === srcAtStart ? "" : `; **src/ changed during the run**, at the end: ${srcAtEnd}`}`)
+print(
+  `- src: ${srcAtStart}${srcAtEnd === srcAtStart ? "" : `; **src/ changed during the run**, at the end: ${srcAtEnd}`}`
+)
 print(`- ${runs} run(s) per measurement, implementations interleaved; cells read min / **median** / max over runs`)
-print(`- load average at start: ${loadAtStart}; at end: ${load()}; wall time ${((Date.now() - started) / 1000).toFixed(0)} s`)
+print(
+  `- load average at start: ${loadAtStart}; at end: ${load()}; wall time ${
+    ((Date.now() - started) / 1000).toFixed(0)
+  } s`
+)
 print()
 
 const pqThroughput = median(nums(get("throughput", "p-queue"), "ms"))
@@ -246,7 +305,14 @@ if (wanted("throughput")) {
   print(`### 1. Throughput: ${size.n.toLocaleString("en-US")} trivial tasks, scheduled up front, then flush / idle`)
   print()
   print(table(
-    ["implementation", "tasks/s (min / median / max)", "time ms (median)", "time vs p-queue", "tasks per CPU-s (median)", "CPU time vs p-queue"],
+    [
+      "implementation",
+      "tasks/s (min / median / max)",
+      "time ms (median)",
+      "time vs p-queue",
+      "tasks per CPU-s (median)",
+      "CPU time vs p-queue"
+    ],
     impls.map((impl) => {
       const rs = get("throughput", impl)
       const ms = median(nums(rs, "ms"))
@@ -261,12 +327,18 @@ if (wanted("throughput")) {
       ]
     })
   ))
-  print(`\nCPU time = process user + system time over the same interval (all threads, so GC helper threads count); it is much less disturbed than wall time when the machine is shared.`)
+  print(
+    `\nCPU time = process user + system time over the same interval (all threads, so GC helper threads count); it is much less disturbed than wall time when the machine is shared.`
+  )
   print()
 }
 
 if (wanted("memory")) {
-  print(`### 2. Memory: retained heap bytes per queued task (${size.memN.toLocaleString("en-US")} tasks sharing one task value, worker parked on a gate)`)
+  print(
+    `### 2. Memory: retained heap bytes per queued task (${
+      size.memN.toLocaleString("en-US")
+    } tasks sharing one task value, worker parked on a gate)`
+  )
   print()
   print(table(
     ["implementation", "bytes/task (min / median / max)", "total MB (median)"],
@@ -280,7 +352,11 @@ if (wanted("memory")) {
 }
 
 if (wanted("latency")) {
-  print(`### 3. Idle latency, schedule-to-start, µs (${size.samples.toLocaleString("en-US")} samples per run after ${size.warmupSamples} warm-up)`)
+  print(
+    `### 3. Idle latency, schedule-to-start, µs (${
+      size.samples.toLocaleString("en-US")
+    } samples per run after ${size.warmupSamples} warm-up)`
+  )
   print()
   print(table(
     ["implementation", "p50 (min / median / max)", "p99 (min / median / max)", "p99.9 (median)", "max (median)"],
@@ -300,20 +376,40 @@ if (wanted("latency")) {
 
 if (wanted("producers")) {
   const effectImpls = impls.filter((i) => i === "sequent")
-  print(`### 4. Many producers: ${size.producers} fibers × ${size.per.toLocaleString("en-US")} tasks vs 1 producer × ${(size.producers * size.per).toLocaleString("en-US")}`)
+  print(
+    `### 4. Many producers: ${size.producers} fibers × ${size.per.toLocaleString("en-US")} tasks vs 1 producer × ${
+      (size.producers * size.per).toLocaleString("en-US")
+    }`
+  )
   print()
   print(table(
-    ["implementation", "runs", "1 producer: ms (min / median / max)", `${size.producers} producers: ms (min / median / max)`, "ratio (median / median)", "CPU-time ratio"],
+    [
+      "implementation",
+      "runs",
+      "1 producer: ms (min / median / max)",
+      `${size.producers} producers: ms (min / median / max)`,
+      "ratio (median / median)",
+      "CPU-time ratio"
+    ],
     effectImpls.map((impl) => {
       const oneRs = get("producers", `${impl} ×1`)
       const manyRs = get("producers", `${impl} ×${size.producers}`)
       const one = nums(oneRs, "ms")
       const many = nums(manyRs, "ms")
       const cpuRatio = median(nums(manyRs, "cpuMs")) / median(nums(oneRs, "cpuMs"))
-      return [impl, String(many.length), tri(spread(one), fmtMs), tri(spread(many), fmtMs), `${fmt(median(many) / median(one))}x`, `${fmt(cpuRatio)}x`]
+      return [
+        impl,
+        String(many.length),
+        tri(spread(one), fmtMs),
+        tri(spread(many), fmtMs),
+        `${fmt(median(many) / median(one))}x`,
+        `${fmt(cpuRatio)}x`
+      ]
     })
   ))
-  print(`\nSequent only: the target compares Sequent with itself (the Promise queues have no fibers). Each task checks per-producer order; all runs of a row are measured in one process, one after the other.`)
+  print(
+    `\nSequent only: the target compares Sequent with itself (the Promise queues have no fibers). Each task checks per-producer order; all runs of a row are measured in one process, one after the other.`
+  )
   print()
 }
 
@@ -323,7 +419,14 @@ if (wanted("retry")) {
   print()
   const rows = impls.flatMap((impl) => (impl === "sequent" ? ["sequent", "sequent +logs"] : [impl]))
   print(table(
-    ["implementation", "retry mechanism", "tasks per run", "µs/task (min / median / max)", "vs p-retry", "CPU µs/task (median)"],
+    [
+      "implementation",
+      "retry mechanism",
+      "tasks per run",
+      "µs/task (min / median / max)",
+      "vs p-retry",
+      "CPU µs/task (median)"
+    ],
     rows.filter((row) => get("retry", row).length > 0).map((row) => {
       const rs = get("retry", row)
       const per = nums(rs, "usPerTask")
@@ -340,7 +443,9 @@ if (wanted("retry")) {
       ]
     })
   ))
-  print(`\nawait-loop row = plain \`await pRetry(fn)\` loop (the p-retry reference). "sequent +logs" keeps Sequent's per-attempt WARN log (formatted, then discarded); the other Effect rows raise the log level to Error. p-retry's time is mostly idle: each retry waits on a \`setTimeout(0)\` (≥ 1 ms in Node), hence its low CPU time per task.`)
+  print(
+    `\nawait-loop row = plain \`await pRetry(fn)\` loop (the p-retry reference). "sequent +logs" keeps Sequent's per-attempt WARN log (formatted, then discarded); the other Effect rows raise the log level to Error. p-retry's time is mostly idle: each retry waits on a \`setTimeout(0)\` (≥ 1 ms in Node), hence its low CPU time per task.`
+  )
   print()
 }
 
@@ -348,7 +453,11 @@ if (wanted("micro")) {
   print(`### 6. Micro (mitata, one child per implementation): per-op cost, ns`)
   print()
   print(table(
-    ["implementation", "roundtrip: enqueue 1 + await it (avg / p50 / p99)", "retry path: 1 task, 3 failures (avg / p50 / p99)"],
+    [
+      "implementation",
+      "roundtrip: enqueue 1 + await it (avg / p50 / p99)",
+      "retry path: 1 task, 3 failures (avg / p50 / p99)"
+    ],
     impls.map((impl) => {
       const rs = get("micro", impl)
       const cell = (group: string) =>
@@ -356,7 +465,9 @@ if (wanted("micro")) {
       return [impl, cell("roundtrip"), cell("retry")]
     })
   ))
-  print(`\nroundtrip: 100 sequential awaited tasks per mitata iteration (Effect world: \`submit\` inside one runPromise); retry: 10 per iteration.`)
+  print(
+    `\nroundtrip: 100 sequential awaited tasks per mitata iteration (Effect world: \`submit\` inside one runPromise); retry: 10 per iteration.`
+  )
   print()
 }
 
@@ -382,14 +493,39 @@ if (impls.includes("sequent")) {
   print(`### Targets (Sequent, medians)`)
   print()
   print(table(["target", "measured", "verdict", "on CPU time instead"], [
-    ["throughput ≥ 1M tasks/s", `${fmtRate(seqRate)} tasks/s`, verdict(check(seqRate, (x) => x >= 1e6)), `${fmtRate(seqCpuRate)} tasks/CPU-s`],
-    ["time ≤ 0.2x p-queue", `${fmt(seqTime / pqThroughput)}x`, verdict(check(seqTime / pqThroughput, (x) => x <= 0.2)), `${fmt(seqCpu / pqThroughputCpu)}x`],
+    [
+      "throughput ≥ 1M tasks/s",
+      `${fmtRate(seqRate)} tasks/s`,
+      verdict(check(seqRate, (x) => x >= 1e6)),
+      `${fmtRate(seqCpuRate)} tasks/CPU-s`
+    ],
+    [
+      "time ≤ 0.2x p-queue",
+      `${fmt(seqTime / pqThroughput)}x`,
+      verdict(check(seqTime / pqThroughput, (x) => x <= 0.2)),
+      `${fmt(seqCpu / pqThroughputCpu)}x`
+    ],
     ["memory ≤ 64 B/task", `${fmt(seqMem, 1)} B`, verdict(check(seqMem, (x) => x <= 64)), "–"],
     ["idle latency p50 ≤ 3 µs", `${fmt(seqP50)} µs`, verdict(check(seqP50, (x) => x <= 3)), "–"],
     ["idle latency p99 ≤ 30 µs", `${fmt(seqP99)} µs`, verdict(check(seqP99, (x) => x <= 30)), "–"],
-    [`${size.producers} producers ≤ 1.5x one producer`, `${fmt(many / one)}x`, verdict(check(many / one, (x) => x <= 1.5)), `${fmt(manyCpu / oneCpu)}x`],
-    ["retry path no slower than p-retry", `${fmt(seqRetry)} µs vs ${fmt(pRetryPerTask, 0)} µs (${fmt(seqRetry / pRetryPerTask, 4)}x)`, verdict(check(seqRetry / pRetryPerTask, (x) => x <= 1)), "–"],
-    ["… with WARN logs formatted", `${fmt(seqRetryLogs)} µs (${fmt(seqRetryLogs / pRetryPerTask, 4)}x)`, verdict(check(seqRetryLogs / pRetryPerTask, (x) => x <= 1)), "–"]
+    [
+      `${size.producers} producers ≤ 1.5x one producer`,
+      `${fmt(many / one)}x`,
+      verdict(check(many / one, (x) => x <= 1.5)),
+      `${fmt(manyCpu / oneCpu)}x`
+    ],
+    [
+      "retry path no slower than p-retry",
+      `${fmt(seqRetry)} µs vs ${fmt(pRetryPerTask, 0)} µs (${fmt(seqRetry / pRetryPerTask, 4)}x)`,
+      verdict(check(seqRetry / pRetryPerTask, (x) => x <= 1)),
+      "–"
+    ],
+    [
+      "… with WARN logs formatted",
+      `${fmt(seqRetryLogs)} µs (${fmt(seqRetryLogs / pRetryPerTask, 4)}x)`,
+      verdict(check(seqRetryLogs / pRetryPerTask, (x) => x <= 1)),
+      "–"
+    ]
   ]))
   print()
 } else if (!sequentAvailable) {
@@ -434,7 +570,8 @@ function srcVersion(): string {
 
 function pkgVersion(name: string): string {
   try {
-    return (JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")) as { version: string }).version
+    return (JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")) as { version: string })
+      .version
   } catch {
     return "?"
   }

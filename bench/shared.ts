@@ -18,7 +18,7 @@ export interface Elapsed {
  * Starts a wall-clock + CPU-time stopwatch. CPU time is reported next to wall time because the
  * benchmark machine may be shared: it is far less sensitive to other processes than wall time.
  */
-export const stopwatch = (): (() => Elapsed) => {
+export const stopwatch = (): () => Elapsed => {
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   return () => {
@@ -75,7 +75,9 @@ export const main = (fn: () => Promise<unknown>, watchdogMs = 240_000): void => 
       process.exit(0)
     },
     (error: unknown) => {
-      process.stderr.write(`\nBENCHMARK CHECK FAILED: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
+      process.stderr.write(
+        `\nBENCHMARK CHECK FAILED: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`
+      )
       process.exit(2)
     }
   )
@@ -101,7 +103,9 @@ export class OrderCheck {
     }
   }
   verify(n: number): void {
-    if (this.errors > 0) throw new CheckError(`${this.label}: ${this.errors} out-of-order/duplicate runs; first: ${this.first}`)
+    if (this.errors > 0) {
+      throw new CheckError(`${this.label}: ${this.errors} out-of-order/duplicate runs; first: ${this.first}`)
+    }
     if (this.expected !== n) throw new CheckError(`${this.label}: ${this.expected} of ${n} tasks ran`)
   }
 }
@@ -122,7 +126,9 @@ export class ProducerCheck {
   verify(perProducer: number): void {
     if (this.errors > 0) throw new CheckError(`${this.errors} out-of-order runs; first: ${this.first}`)
     for (let p = 0; p < this.producers; p++) {
-      if (this.next[p] !== perProducer) throw new CheckError(`producer ${p}: ${this.next[p]} of ${perProducer} tasks ran`)
+      if (this.next[p] !== perProducer) {
+        throw new CheckError(`producer ${p}: ${this.next[p]} of ${perProducer} tasks ran`)
+      }
     }
   }
 }

@@ -52,6 +52,6 @@ main(async () => {
   const warmup = intArg(args, "warmup", Math.min(50_000, n))
   if (warmup > 0) await throughputPass(impl, warmup)
   settledHeap()
-  const { ms, cpuMs } = await throughputPass(impl, n)
+  const { cpuMs, ms } = await throughputPass(impl, n)
   return { impl: impl.name, n, ms, cpuMs, tasksPerSec: n / (ms / 1000), tasksPerCpuSec: n / (cpuMs / 1000) }
 })

@@ -41,7 +41,7 @@ main(async () => {
   if (run === undefined) throw new Error(`--impl must be one of ${userImpls.join(", ")}, got ${impl}`)
   const stop = stopwatch()
   await run(n, see)
-  const { ms, cpuMs } = stop()
+  const { cpuMs, ms } = stop()
   if (ran !== n) throw new CheckError(`${impl}: ${ran} of ${n} tasks ran`)
   return { impl, n, ms, cpuMs, tasksPerSec: n / (ms / 1000), tasksPerCpuSec: n / (cpuMs / 1000) }
 })

@@ -21,11 +21,11 @@
  *
  * @since 0.1.0
  */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
@@ -321,7 +321,9 @@ export const demo = (
     const report = yield* run.pipe(
       Effect.scoped,
       // the progress lines narrate every failed attempt, so Sequent's own log of them is turned off
-      Effect.provide(Sequent.layer({ retry: options.retry ?? demoRetry, closeGracePeriod: "1 second", attemptLogLevel: "None" })),
+      Effect.provide(
+        Sequent.layer({ retry: options.retry ?? demoRetry, closeGracePeriod: "1 second", attemptLogLevel: "None" })
+      ),
       Effect.provide(FetchHttpClient.layer)
     )
     const record = yield* service.record

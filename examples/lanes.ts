@@ -24,12 +24,12 @@
  *
  * @since 0.1.0
  */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"
@@ -152,7 +152,9 @@ export const events = (baseUrl: string): ReadonlyArray<WebhookEvent> =>
   )
 
 const laneEmpty = (customerId: string) =>
-  Sequent.sizeOf(customerId).pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (size) => size === 0 }))
+  Sequent.sizeOf(customerId).pipe(
+    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (size) => size === 0 })
+  )
 
 /**
  * Enqueues every event, waits until acme's and globex's are delivered, notes

@@ -213,15 +213,16 @@ export const makeReplayClient = (
         redis,
         append: (stream, index, value) => {
           const keys = streamKeys(stream)
-          return call("appendOnce", () => scripted.appendOnce(keys.list, keys.last, keys.duplicates, index, value)).pipe(
-            Effect.flatMap(([status, last]) =>
-              status === 1
-                ? Effect.succeed<AppendOutcome>("applied")
-                : status === 0
-                ? Effect.succeed<AppendOutcome>("already-applied")
-                : Effect.fail(new StreamGapError({ stream, index, last }))
+          return call("appendOnce", () => scripted.appendOnce(keys.list, keys.last, keys.duplicates, index, value))
+            .pipe(
+              Effect.flatMap(([status, last]) =>
+                status === 1
+                  ? Effect.succeed<AppendOutcome>("applied")
+                  : status === 0
+                  ? Effect.succeed<AppendOutcome>("already-applied")
+                  : Effect.fail(new StreamGapError({ stream, index, last }))
+              )
             )
-          )
         },
         read: (stream) => {
           const keys = streamKeys(stream)
@@ -394,14 +395,16 @@ const program = Effect.gen(function*() {
   }
 
   const stats = makeStats()
-  yield* Effect.forkScoped(Effect.forever(Effect.sleep("1 second").pipe(
-    Effect.zipRight(Effect.suspend(() =>
-      Console.log(
-        `  ${stats.applied} applied, ${stats.failedAttempts} failed attempts retried` +
-          (stats.lastError === undefined ? "" : ` (last: ${stats.lastError})`)
-      )
-    ))
-  )))
+  yield* Effect.forkScoped(Effect.forever(
+    Effect.sleep("1 second").pipe(
+      Effect.zipRight(Effect.suspend(() =>
+        Console.log(
+          `  ${stats.applied} applied, ${stats.failedAttempts} failed attempts retried` +
+            (stats.lastError === undefined ? "" : ` (last: ${stats.lastError})`)
+        )
+      ))
+    )
+  ))
 
   yield* replayWrites(client, stream, writes, stats).pipe(
     Effect.provide(Sequent.layer({ retry: demoRetry })),

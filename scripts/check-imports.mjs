@@ -81,7 +81,9 @@ for (const [name, from] of [...importers].sort(([a], [b]) => a.localeCompare(b))
 const rootEntry = join(root, manifest.exports["."].default)
 for (const name of loadedFrom(rootEntry)) {
   if (!installedByDefault(name)) {
-    problems.push(`${name} is loaded by ${relative(root, rootEntry)} but \`npm install ${manifest.name}\` does not install it`)
+    problems.push(
+      `${name} is loaded by ${relative(root, rootEntry)} but \`npm install ${manifest.name}\` does not install it`
+    )
   }
 }
 

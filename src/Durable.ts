@@ -149,7 +149,10 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
    * @since 0.1.0
    */
   static readonly typed = <K extends TaskKinds<any>>(_kinds: K) => ({
-    schedule: (task: TaskOf<K>, options?: DurableTaskOptions): Effect.Effect<void, DurableScheduleError, DurableSequent> =>
+    schedule: (
+      task: TaskOf<K>,
+      options?: DurableTaskOptions
+    ): Effect.Effect<void, DurableScheduleError, DurableSequent> =>
       Effect.flatMap(DurableSequent, (sequent) => sequent.schedule(task, options)),
     submit: <T extends TaskOf<K>>(
       task: T,
@@ -236,7 +239,9 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
     Effect.flatMap(DurableSequent, (sequent) => sequent.redrive(id))
 
   /** @since 0.1.0 */
-  static readonly discard = (id: string): Effect.Effect<DeadLetter, JournalError | JournalNotFoundError, DurableSequent> =>
+  static readonly discard = (
+    id: string
+  ): Effect.Effect<DeadLetter, JournalError | JournalNotFoundError, DurableSequent> =>
     Effect.flatMap(DurableSequent, (sequent) => sequent.discard(id))
 }
 
@@ -284,4 +289,3 @@ export const make = <R = never>(
 export const layer = <R = never>(
   options?: DurableOptions<R>
 ): Layer.Layer<DurableSequent, JournalError, Journal | TaskHandlers | R> => Layer.scoped(DurableSequent, make(options))
-

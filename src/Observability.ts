@@ -199,13 +199,20 @@ export const metrics = (name: string): SequentMetrics => {
   const executor = MetricLabel.make("executor", name)
   // incremental: they only grow, so exporters see monotonic counters (an OpenTelemetry Counter, not an UpDownCounter)
   const counter = (key: string, description: string): Metric.Metric.Counter<number> =>
-    Metric.fromMetricKey(MetricKey.taggedWithLabels(MetricKey.counter(key, { description, incremental: true }), [executor]))
+    Metric.fromMetricKey(
+      MetricKey.taggedWithLabels(MetricKey.counter(key, { description, incremental: true }), [executor])
+    )
   const histogram = (key: string, description: string): Metric.Metric.Histogram<number> =>
-    Metric.fromMetricKey(MetricKey.taggedWithLabels(MetricKey.histogram(key, durationBoundaries, description), [executor]))
+    Metric.fromMetricKey(
+      MetricKey.taggedWithLabels(MetricKey.histogram(key, durationBoundaries, description), [executor])
+    )
   return {
     scheduled: counter(MetricNames.scheduled, "tasks accepted"),
     succeeded: counter(MetricNames.succeeded, "tasks that succeeded"),
-    attemptsFailed: counter(MetricNames.attemptsFailed, "attempts that failed, the last one of a task that gave up included"),
+    attemptsFailed: counter(
+      MetricNames.attemptsFailed,
+      "attempts that failed, the last one of a task that gave up included"
+    ),
     gaveUp: counter(MetricNames.gaveUp, "tasks that gave up"),
     dropped: counter(MetricNames.dropped, "tasks dropped by stop or close"),
     queueSize: Metric.fromMetricKey(MetricKey.taggedWithLabels(

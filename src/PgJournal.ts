@@ -20,8 +20,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { Journal, JournalError, JournalLockedError } from "./Journal.js"
 import * as internal from "./internal/sqlJournal.js"
+import { Journal, JournalError, JournalLockedError } from "./Journal.js"
 
 /**
  * Options shared by every constructor.

@@ -35,14 +35,14 @@
  * @since 0.1.0
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { Journal, JournalError, type JournalLockedError } from "./Journal.js"
-import * as internal from "./internal/sqlJournal.js"
 import * as owner from "./internal/sqliteOwner.js"
+import * as internal from "./internal/sqlJournal.js"
+import { Journal, JournalError, type JournalLockedError } from "./Journal.js"
 
 /**
  * Options shared by every constructor.
@@ -155,7 +155,9 @@ export const layerMemory = (options?: MakeOptions | undefined): Layer.Layer<Jour
 const open = (filename: string, shown: string) =>
   SqliteClient.make({ filename }).pipe(
     // better-sqlite3 throws when it cannot open the file.
-    Effect.catchAllDefect((cause) => Effect.fail(new JournalError({ reason: `Failed to open the journal ${shown}`, cause })))
+    Effect.catchAllDefect((cause) =>
+      Effect.fail(new JournalError({ reason: `Failed to open the journal ${shown}`, cause }))
+    )
   )
 
 /**

@@ -17,9 +17,9 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import { unstorableText } from "./internal/taskInput.js"
-import {
+import type {
   SequentDuplicateTaskError,
   SequentFalseError,
   SequentOutcomeError,

@@ -32,7 +32,11 @@ const counted = Effect.gen(function*() {
     redrive: (id) => count("redrive", () => memory.redrive(id)),
     discard: (id) => count("discard", () => memory.discard(id))
   }
-  return { memory, reached: (operation: FaultJournal.Operation) => reached.get(operation) ?? 0, ...FaultJournal.make(inner) }
+  return {
+    memory,
+    reached: (operation: FaultJournal.Operation) => reached.get(operation) ?? 0,
+    ...FaultJournal.make(inner)
+  }
 })
 
 /** One call of each operation, on a journal that holds a pending "p" and the dead letters "d1", "d2". */
@@ -70,7 +74,8 @@ const seeded = Effect.gen(function*() {
 })
 
 const isJournalError = (exit: Exit.Exit<unknown, unknown>) =>
-  Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe((o) => o._tag === "Some" && o.value instanceof JournalError)
+  Exit.isFailure(exit) &&
+  Cause.failureOption(exit.cause).pipe((o) => o._tag === "Some" && o.value instanceof JournalError)
 
 describe("FaultJournal", () => {
   for (const operation of FaultJournal.operations) {

@@ -177,19 +177,23 @@ describe("sqlite", () => {
       yield* second
     }))
 
-  it.scoped("a journal held by another process is refused, and can be taken once that process is killed with SIGKILL", () =>
-    Effect.gen(function*() {
-      const filename = join(yield* tempDir, "journal.db")
-      const child = yield* spawnHolder(filename)
+  it.scoped(
+    "a journal held by another process is refused, and can be taken once that process is killed with SIGKILL",
+    () =>
+      Effect.gen(function*() {
+        const filename = join(yield* tempDir, "journal.db")
+        const child = yield* spawnHolder(filename)
 
-      const refused = yield* Effect.flip(withJournal(filename, (journal) => journal.pending))
-      assert.strictEqual(refused._tag, "JournalLockedError")
+        const refused = yield* Effect.flip(withJournal(filename, (journal) => journal.pending))
+        assert.strictEqual(refused._tag, "JournalLockedError")
 
-      child.kill("SIGKILL")
-      assert.strictEqual(yield* awaitExit(child), "SIGKILL")
+        child.kill("SIGKILL")
+        assert.strictEqual(yield* awaitExit(child), "SIGKILL")
 
-      // the OS dropped the lock with the process, and the child's appends survived kill -9
-      const pending = yield* withJournal(filename, (journal) => journal.pending)
-      assert.deepStrictEqual(pending.map((r) => r.id), ["child-1", "child-2"])
-    }), 60_000)
+        // the OS dropped the lock with the process, and the child's appends survived kill -9
+        const pending = yield* withJournal(filename, (journal) => journal.pending)
+        assert.deepStrictEqual(pending.map((r) => r.id), ["child-1", "child-2"])
+      }),
+    60_000
+  )
 })

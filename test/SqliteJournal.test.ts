@@ -25,8 +25,10 @@ const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.flatMap(
   (fs) => fs.makeTempDirectoryScoped({ prefix: "sequent-sqlite-" })
 ).pipe(Effect.provide(NodeFileSystem.layer), Effect.orDie)
 
-const withJournal = <A, E>(layer: Layer.Layer<Journal, unknown>, f: (journal: Journal.Service) => Effect.Effect<A, E>) =>
-  Effect.flatMap(Journal, f).pipe(Effect.provide(layer))
+const withJournal = <A, E>(
+  layer: Layer.Layer<Journal, unknown>,
+  f: (journal: Journal.Service) => Effect.Effect<A, E>
+) => Effect.flatMap(Journal, f).pipe(Effect.provide(layer))
 
 /** How building `layer` fails, defects included. */
 const buildFailure = (layer: Layer.Layer<Journal, unknown>) =>
@@ -47,7 +49,8 @@ const refusesSecondOwner = (first: string, second: string) =>
     assert.instanceOf(refused, JournalLockedError)
     assert.strictEqual(refused.resource, second)
     // the first owner's records are there for the next owner, by the second name
-    const pending = yield* withJournal(SqliteJournal.layer({ filename: second }), (journal) => journal.pending)
+    const pending = yield* withJournal(SqliteJournal.layer({ filename: second }), (journal) =>
+      journal.pending)
     assert.deepStrictEqual(pending.map((record) => record.id), ["a"])
   })
 
@@ -179,4 +182,3 @@ const spawnHolder = (filename: string): Effect.Effect<ChildProcess, Error, Scope
       })
     )
   )
-

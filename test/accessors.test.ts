@@ -73,7 +73,11 @@ describe("static accessors", () => {
         yield* Sequent.schedule(Effect.sync(() => ran.push(2)), { key: "a" })
         return yield* Sequent.submit(Effect.sync(() => ran.push(3)))
       }).pipe(Effect.provide(wrapped))
-      assert.deepStrictEqual(calls, ["schedule (default)", "schedule a", "submit"], "every call went through the wrapper")
+      assert.deepStrictEqual(
+        calls,
+        ["schedule (default)", "schedule a", "submit"],
+        "every call went through the wrapper"
+      )
       assert.deepStrictEqual(ran, [1, 2, 3])
       assert.strictEqual(submitted, 3)
     }))

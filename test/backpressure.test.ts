@@ -75,7 +75,9 @@ describe("onFull: \"wait\"", () => {
         const sequent = yield* Sequent.make({ capacity: 1 })
         const gate = yield* Deferred.make<void>()
         yield* sequent.schedule(Effect.zipRight(Deferred.await(gate), Effect.sync(() => ran.push(`${end}: accepted`))))
-        const scheduling = yield* Effect.fork(sequent.schedule(Effect.sync(() => ran.push(`${end}: waited`)), { key: "a" }))
+        const scheduling = yield* Effect.fork(
+          sequent.schedule(Effect.sync(() => ran.push(`${end}: waited`)), { key: "a" })
+        )
         const submitting = yield* Effect.fork(sequent.submit(Effect.sync(() => ran.push(`${end}: waited`))))
         yield* Effect.yieldNow()
         const ending = yield* Effect.fork(end === "flush" ? sequent.flush : sequent.stop)

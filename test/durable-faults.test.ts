@@ -221,7 +221,13 @@ describe("durable, journal faults", () => {
     it.scoped(`a restore whose ${operation} read fails makes the layer fail with JournalError, and a later build restores`, () =>
       Effect.gen(function*() {
         const inner = yield* makeMemory
-        yield* inner.append([{ id: "w1", lane: "", tag: "Write", payload: JSON.stringify({ _tag: "Write", n: 1 }), scheduledAt: 0 }])
+        yield* inner.append([{
+          id: "w1",
+          lane: "",
+          tag: "Write",
+          payload: JSON.stringify({ _tag: "Write", n: 1 }),
+          scheduledAt: 0
+        }])
         const { control, journal } = FaultJournal.make(inner)
         control.failNext(operation, "before")
         const error = yield* Effect.flip(durable(journal, []))

@@ -92,7 +92,10 @@ for (const [name, journalLayer] of backends) {
         assert.deepStrictEqual(yield* journal.pending, [], "nothing was written")
         yield* sequent.pause()
         yield* Effect.forEach(atLimit, (text, n) => sequent.schedule(new Write({ n }), { id: text, key: text }))
-        assert.deepStrictEqual((yield* journal.pending).map((record) => [record.id, record.lane]), atLimit.map((t) => [t, t]))
+        assert.deepStrictEqual(
+          (yield* journal.pending).map((record) => [record.id, record.lane]),
+          atLimit.map((t) => [t, t])
+        )
         yield* sequent.resume()
         yield* sequent.flush
         assert.deepStrictEqual(log.sort(), [0, 1, 2, 3])

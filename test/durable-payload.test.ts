@@ -11,7 +11,7 @@ import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Durable from "../src/Durable.js"
-import { type DurableTask, DurableSequent } from "../src/Durable.js"
+import { DurableSequent, type DurableTask } from "../src/Durable.js"
 import { Journal, makeMemory } from "../src/Journal.js"
 import { SequentInvalidTaskError } from "../src/SequentError.js"
 import * as TaskKind from "../src/TaskKind.js"
@@ -24,7 +24,9 @@ class Typed extends Schema.TaggedClass<Typed>()("Typed", { big: Schema.BigInt, a
 const OneWay = Schema.transformOrFail(Schema.String, Schema.String, {
   strict: true,
   decode: (text, _, ast) =>
-    text.startsWith("x") ? ParseResult.fail(new ParseResult.Type(ast, text, "starts with x")) : ParseResult.succeed(text),
+    text.startsWith("x")
+      ? ParseResult.fail(new ParseResult.Type(ast, text, "starts with x"))
+      : ParseResult.succeed(text),
   encode: (text) => ParseResult.succeed(`x${text}`)
 })
 class Broken extends Schema.TaggedClass<Broken>()("Broken", { text: OneWay }) {}

@@ -43,7 +43,9 @@ class Malformed extends Schema.TaggedRequest<Malformed>()("Malformed", {
   success: Schema.Int,
   failure: Schema.Int
 }) {}
-class Crash extends Schema.TaggedRequest<Crash>()("Crash", { payload: {}, success: Schema.Void, failure: Schema.Never }) {}
+class Crash
+  extends Schema.TaggedRequest<Crash>()("Crash", { payload: {}, success: Schema.Void, failure: Schema.Never })
+{}
 class Note extends Schema.TaggedClass<Note>()("Note", { text: Schema.String }) {}
 
 const Tasks = TaskKind.make(Charge, Malformed, Crash, Note)
@@ -127,7 +129,9 @@ for (const [name, makeJournal] of backends) {
       Effect.gen(function*() {
         const seen = makeSeen()
         const sequent = yield* start(yield* makeJournal, seen, giveUpAtOnce)
-        const error = yield* Effect.flip(sequent.submit(new Charge({ order: "o-2", cents: -1, placedAt }), { id: "o-2" }))
+        const error = yield* Effect.flip(
+          sequent.submit(new Charge({ order: "o-2", cents: -1, placedAt }), { id: "o-2" })
+        )
         assert.instanceOf(error, Declined)
         assert.deepStrictEqual(error, new Declined({ order: "o-2" }))
         assert.notStrictEqual(error, seen.declines[0], "decoded from its encoding, not the handler's instance")
@@ -183,7 +187,9 @@ for (const [name, makeJournal] of backends) {
         yield* sequent.pause("a")
         yield* sequent.schedule(new Charge({ order: "o-3", cents: 1, placedAt }), { key: "a", id: "o-3" })
         yield* sequent.schedule(new Note({ text: "first" }), { key: "a", id: "n-1" })
-        const error = yield* Effect.flip(sequent.submit(new Charge({ order: "o-3", cents: 1, placedAt }), { id: "o-3" }))
+        const error = yield* Effect.flip(
+          sequent.submit(new Charge({ order: "o-3", cents: 1, placedAt }), { id: "o-3" })
+        )
         assert.instanceOf(error, SequentDuplicateTaskError)
         assert.strictEqual(error.id, "o-3")
         assert.strictEqual(yield* sequent.submit(new Note({ text: "again" }), { id: "n-1" }), undefined)

@@ -32,7 +32,12 @@ const handlers = (log: Array<number>, gate?: Deferred.Deferred<void>) =>
   })
 
 /** A durable executor over the given journal service, in the current scope. */
-const durable = (journal: Journal.Service, log: Array<number>, gate?: Deferred.Deferred<void>, retry?: Schedule.Schedule<unknown, unknown>) =>
+const durable = (
+  journal: Journal.Service,
+  log: Array<number>,
+  gate?: Deferred.Deferred<void>,
+  retry?: Schedule.Schedule<unknown, unknown>
+) =>
   Layer.build(
     Durable.layer(retry === undefined ? {} : { retry }).pipe(
       Layer.provide(handlers(log, gate)),
@@ -196,7 +201,13 @@ describe("durable", () => {
     Effect.gen(function*() {
       const journal = yield* makeMemory
       yield* journal.append([
-        { id: "broken", lane: "a", tag: "Write", payload: JSON.stringify({ _tag: "Write", n: "not a number" }), scheduledAt: 0 },
+        {
+          id: "broken",
+          lane: "a",
+          tag: "Write",
+          payload: JSON.stringify({ _tag: "Write", n: "not a number" }),
+          scheduledAt: 0
+        },
         { id: "gone", lane: "a", tag: "Removed", payload: "{}", scheduledAt: 0 },
         { id: "fine", lane: "a", tag: "Write", payload: JSON.stringify({ _tag: "Write", n: 7 }), scheduledAt: 0 }
       ])
@@ -216,10 +227,11 @@ describe("durable", () => {
       let appends = 0
       const counting: Journal.Service = {
         ...inner,
-        append: (entries) => Effect.suspend(() => {
-          appends++
-          return inner.append(entries)
-        })
+        append: (entries) =>
+          Effect.suspend(() => {
+            appends++
+            return inner.append(entries)
+          })
       }
       const log: Array<number> = []
       const sequent = yield* durable(counting, log)

@@ -11,7 +11,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import { expectTypeOf } from "vitest"
-import { DurableSequent, type DurableScheduleError } from "../src/Durable.js"
+import { type DurableScheduleError, DurableSequent } from "../src/Durable.js"
 import type { SequentEvent, SequentStatus } from "../src/Observability.js"
 import type {
   SequentDuplicateTaskError,

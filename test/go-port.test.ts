@@ -55,7 +55,10 @@ describe("the Go library's tests", () => {
       for (const i of [1, 2, 3, 4, 5]) {
         yield* sequent.schedule(
           i === 3
-            ? Effect.zipRight(Queue.offer(reports, i), Effect.zipRight(Deferred.succeed(third, undefined), Effect.never))
+            ? Effect.zipRight(
+              Queue.offer(reports, i),
+              Effect.zipRight(Deferred.succeed(third, undefined), Effect.never)
+            )
             : Queue.offer(reports, i)
         )
       }

@@ -216,7 +216,13 @@ export const journalConformance = (layer: Layer.Layer<Journal, unknown>): void =
       yield* journal.deadLetter(a.seq, "boom", 10)
       yield* journal.deadLetter(b.seq, "bang", 11)
       const discarded = yield* journal.discard("a")
-      assert.deepStrictEqual(discarded, { ...entry("a", "mail"), seq: a.seq, attempts: 3, reason: "boom", failedAt: 10 })
+      assert.deepStrictEqual(discarded, {
+        ...entry("a", "mail"),
+        seq: a.seq,
+        attempts: 3,
+        reason: "boom",
+        failedAt: 10
+      })
       assert.deepStrictEqual((yield* journal.deadLetters).map((letter) => letter.id), ["b"])
       assert.deepStrictEqual(yield* journal.pending, [])
       // the id is free again: appending it stores a new record
@@ -297,8 +303,10 @@ export const journalConformance = (layer: Layer.Layer<Journal, unknown>): void =
 
   test("concurrent appends and completes never store an id twice or share a seq", (journal) =>
     Effect.gen(function*() {
-      const batches = Array.from({ length: 20 }, (_, b) => Array.from({ length: 10 }, (_, i) => entry(`c-${(b * 7 + i) % 60}`)))
-      const results = yield* Effect.forEach(batches, (batch) => journal.append(batch), { concurrency: "unbounded" })
+      const batches = Array.from({ length: 20 }, (_, b) =>
+        Array.from({ length: 10 }, (_, i) => entry(`c-${(b * 7 + i) % 60}`)))
+      const results = yield* Effect.forEach(batches, (batch) =>
+        journal.append(batch), { concurrency: "unbounded" })
       const seqById = new Map<string, number>()
       results.flat().forEach((result, i) => {
         const id = batches.flat()[i].id

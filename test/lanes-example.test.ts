@@ -17,7 +17,9 @@ describe("examples/lanes.ts", () => {
   it.effect("delivers each customer's events in order, retrying globex in place; initech's rejected event is dead-lettered and its lane held until resumed", () =>
     Effect.gen(function*() {
       const standIn = yield* standInEndpoints
-      const run = yield* Effect.fork(deliverAll("https://hooks.example", standIn.fix).pipe(Effect.provide(standIn.layer)))
+      const run = yield* Effect.fork(
+        deliverAll("https://hooks.example", standIn.fix).pipe(Effect.provide(standIn.layer))
+      )
       yield* TestClock.adjust("1 minute")
       const { deadLetters, held } = yield* Fiber.join(run)
 
@@ -33,7 +35,10 @@ describe("examples/lanes.ts", () => {
         "globex-inv2-created",
         "globex-inv2-paid"
       ])
-      assert.deepStrictEqual(deadLetters.map(({ attempts, key }) => ({ key, attempts })), [{ key: "initech", attempts: 1 }])
+      assert.deepStrictEqual(deadLetters.map(({ attempts, key }) => ({ key, attempts })), [{
+        key: "initech",
+        attempts: 1
+      }])
       assert.strictEqual(held, 3, "initech's later events were held while its lane was halted")
       assert.deepStrictEqual(delivered(standIn.received, "initech"), [
         "initech-inv1-paid",

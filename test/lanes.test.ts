@@ -267,7 +267,9 @@ describe("lane reclamation", () => {
       const ran: Array<string> = []
       const scheduleA = (name: string, task: Effect.Effect<void>) =>
         Effect.zipRight(Effect.orDie(sequent.schedule(task, { key: "a" })), Effect.sync(() => returned.push(name)))
-      yield* sequent.schedule(Effect.zipRight(Deferred.succeed(busyStarted, undefined), Deferred.await(busy)), { key: "x" })
+      yield* sequent.schedule(Effect.zipRight(Deferred.succeed(busyStarted, undefined), Deferred.await(busy)), {
+        key: "x"
+      })
       yield* Deferred.await(busyStarted)
       const a2 = Effect.gen(function*() {
         ran.push("a2 start")
@@ -320,7 +322,11 @@ describe("default lane", () => {
           running--
         })
       for (const i of [0, 1, 2, 3]) yield* sequent.schedule(task(`d${i}`))
-      assert.strictEqual(yield* sequent.submit(Effect.succeed("keyed"), { key: "a" }), "keyed", "a keyed task runs while the default lane is blocked")
+      assert.strictEqual(
+        yield* sequent.submit(Effect.succeed("keyed"), { key: "a" }),
+        "keyed",
+        "a keyed task runs while the default lane is blocked"
+      )
       assert.strictEqual(yield* sequent.laneCount, 0)
       assert.strictEqual(yield* sequent.size, 4)
       yield* Deferred.succeed(gate, undefined)
@@ -364,8 +370,7 @@ describe("flush and stop across lanes", () => {
         Effect.never
       )
       const retrying = failing(Infinity)
-      const submit = (task: Effect.Effect<unknown, unknown>, key?: string) =>
-        Effect.fork(sequent.submit(task, { key }))
+      const submit = (task: Effect.Effect<unknown, unknown>, key?: string) => Effect.fork(sequent.submit(task, { key }))
       const inBackoff = yield* submit(retrying.task, "x")
       yield* Effect.yieldNow()
       const runningA = yield* submit(never, "a")
@@ -399,7 +404,9 @@ describe("sizeOf", () => {
       const gate1 = yield* Deferred.make<void>()
       const started1 = yield* Deferred.make<void>()
       yield* sequent.schedule(Deferred.await(gate0), { key: "a" })
-      yield* sequent.schedule(Effect.zipRight(Deferred.succeed(started1, undefined), Deferred.await(gate1)), { key: "a" })
+      yield* sequent.schedule(Effect.zipRight(Deferred.succeed(started1, undefined), Deferred.await(gate1)), {
+        key: "a"
+      })
       yield* sequent.schedule(Effect.void, { key: "a" })
       yield* sequent.schedule(Effect.void, { key: "b" })
       yield* sequent.schedule(Effect.void)

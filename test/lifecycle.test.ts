@@ -73,7 +73,9 @@ describe("from inside a task", () => {
       const interrupted = yield* Deferred.make<void>()
       const ran = yield* Ref.make(false)
       const caller = yield* Effect.fork(sequent.submit(
-        Effect.zipRight(sequent.stop, Effect.never).pipe(Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)))
+        Effect.zipRight(sequent.stop, Effect.never).pipe(
+          Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+        )
       ))
       const queued = yield* Effect.fork(sequent.submit(Ref.set(ran, true)))
       yield* Deferred.await(interrupted)
@@ -174,24 +176,24 @@ describe("scope", () => {
     Effect.suspend(() => {
       const logger = recordingLogger()
       return Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const log = yield* Ref.make<ReadonlyArray<number>>([])
-      const sequent = yield* Sequent.make({ closeGracePeriod: "5 seconds", retry: Schedule.spaced("1 second") }).pipe(
-        Scope.extend(scope)
-      )
-      yield* sequent.schedule(record(log, 1))
-      yield* sequent.schedule(Effect.fail("never recovers"))
-      yield* sequent.schedule(record(log, 3))
-      yield* sequent.schedule(record(log, 4))
-      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
-      yield* TestClock.adjust("4 seconds")
-      assert.isNull(closing.unsafePoll(), "still flushing within the grace period")
-      yield* TestClock.adjust("1 second")
-      yield* Fiber.join(closing)
-      assert.deepStrictEqual(yield* Ref.get(log), [1])
-      const warning = logger.entries.find((entry) => entry.level === "WARN" && entry.message.includes("dropped"))
-      assert.isDefined(warning)
-      assert.include(warning!.message, "3 task(s) dropped")
+        const scope = yield* Scope.make()
+        const log = yield* Ref.make<ReadonlyArray<number>>([])
+        const sequent = yield* Sequent.make({ closeGracePeriod: "5 seconds", retry: Schedule.spaced("1 second") }).pipe(
+          Scope.extend(scope)
+        )
+        yield* sequent.schedule(record(log, 1))
+        yield* sequent.schedule(Effect.fail("never recovers"))
+        yield* sequent.schedule(record(log, 3))
+        yield* sequent.schedule(record(log, 4))
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust("4 seconds")
+        assert.isNull(closing.unsafePoll(), "still flushing within the grace period")
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(closing)
+        assert.deepStrictEqual(yield* Ref.get(log), [1])
+        const warning = logger.entries.find((entry) => entry.level === "WARN" && entry.message.includes("dropped"))
+        assert.isDefined(warning)
+        assert.include(warning!.message, "3 task(s) dropped")
       }).pipe(Effect.provide(logger.layer))
     }))
 
@@ -214,10 +216,12 @@ describe("scope", () => {
       const log = yield* Ref.make<ReadonlyArray<number>>([])
       const layer = Sequent.layer({ retry: Schedule.spaced("1 second") })
       let failures = 1
-      const fiber = yield* Effect.fork(Effect.gen(function*() {
-        yield* Sequent.schedule(Effect.suspend(() => failures-- > 0 ? Effect.fail("down") : record(log, 1)))
-        yield* Sequent.schedule(record(log, 2))
-      }).pipe(Effect.provide(layer)))
+      const fiber = yield* Effect.fork(
+        Effect.gen(function*() {
+          yield* Sequent.schedule(Effect.suspend(() => failures-- > 0 ? Effect.fail("down") : record(log, 1)))
+          yield* Sequent.schedule(record(log, 2))
+        }).pipe(Effect.provide(layer))
+      )
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(fiber)
       assert.deepStrictEqual(yield* Ref.get(log), [1, 2])

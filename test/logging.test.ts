@@ -47,12 +47,15 @@ describe("logging of failed attempts", () => {
         yield* TestClock.adjust("2 seconds")
         yield* Fiber.join(fiber)
       }))
-      assert.deepStrictEqual(entries, [1, 2].map((attempt) => ({
-        level: "WARN",
-        message: `Sequent: attempt ${attempt} failed: HttpError: 503 from backend (${attempt})`,
-        cause: "",
-        annotations: { attempt, key: "backend", retryIn: "1000ms" }
-      })))
+      assert.deepStrictEqual(
+        entries,
+        [1, 2].map((attempt) => ({
+          level: "WARN",
+          message: `Sequent: attempt ${attempt} failed: HttpError: 503 from backend (${attempt})`,
+          cause: "",
+          annotations: { attempt, key: "backend", retryIn: "1000ms" }
+        }))
+      )
     }))
 
   it.effect("attemptLogLevel sets their level: Debug and Info log at that level, None logs nothing", () =>
@@ -69,7 +72,10 @@ describe("logging of failed attempts", () => {
           yield* sequent.submit(failsOnce(Effect.fail("down")))
         }))
         assert.deepStrictEqual(entries.map((entry) => entry.level), expected, attemptLogLevel)
-        assert.deepStrictEqual(entries.map((entry) => entry.message), expected.map(() => "Sequent: attempt 1 failed: down"))
+        assert.deepStrictEqual(
+          entries.map((entry) => entry.message),
+          expected.map(() => "Sequent: attempt 1 failed: down")
+        )
       }
     }))
 
@@ -115,21 +121,24 @@ describe("logging of failed attempts", () => {
         yield* TestClock.adjust("1 second")
         yield* Fiber.join(fiber)
       }))
-      assert.deepStrictEqual(at("WARN", entries).map((entry) => entry.message.replace("Sequent: attempt 1 failed: ", "")), [
-        "plain text",
-        "HttpError: 503 from backend retry later",
-        "Unavailable {\"status\":503,\"retryAfter\":\"5s\"}",
-        "{\"code\":7}",
-        "Overdrawn {\"cents\":\"5n\",\"payload\":{\"id\":1}}",
-        // fields past the first 200 characters are cut
-        `Unavailable ${`{"status":503,"retryAfter":"${"x".repeat(300)}"}`.slice(0, 200)}...`,
-        "(a failure that cannot be shown)",
-        "Error: boom (defect)",
-        "TypeError: x is not a function (defect)",
-        "interrupted",
-        "SequentFalseError: the task returned false",
-        "SequentTimeoutError: the attempt did not finish within 1s"
-      ])
+      assert.deepStrictEqual(
+        at("WARN", entries).map((entry) => entry.message.replace("Sequent: attempt 1 failed: ", "")),
+        [
+          "plain text",
+          "HttpError: 503 from backend retry later",
+          "Unavailable {\"status\":503,\"retryAfter\":\"5s\"}",
+          "{\"code\":7}",
+          "Overdrawn {\"cents\":\"5n\",\"payload\":{\"id\":1}}",
+          // fields past the first 200 characters are cut
+          `Unavailable ${`{"status":503,"retryAfter":"${"x".repeat(300)}"}`.slice(0, 200)}...`,
+          "(a failure that cannot be shown)",
+          "Error: boom (defect)",
+          "TypeError: x is not a function (defect)",
+          "interrupted",
+          "SequentFalseError: the task returned false",
+          "SequentTimeoutError: the attempt did not finish within 1s"
+        ]
+      )
       assert.isTrue(entries.every((entry) => entry.cause === ""), "no failed attempt carries its cause, nor a stack")
     }))
 })

@@ -9,6 +9,7 @@ import * as OtelMetrics from "@effect/opentelemetry/Metrics"
 import * as OtelResource from "@effect/opentelemetry/Resource"
 import { assert, describe, it } from "@effect/vitest"
 import { DataPointType, MetricReader } from "@opentelemetry/sdk-metrics"
+import { SequentEvent as RootSequentEvent } from "effect-sequent"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
@@ -26,9 +27,8 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import { SequentEvent as RootSequentEvent } from "effect-sequent"
 import { Sequent, type SequentOptions } from "../src/index.js"
-import { MetricNames, type SequentMetrics, SequentEvent } from "../src/Observability.js"
+import { MetricNames, SequentEvent, type SequentMetrics } from "../src/Observability.js"
 import { failing, settle } from "./support.js"
 
 /**
@@ -494,7 +494,12 @@ describe("status", () => {
       yield* Deferred.await(started)
       yield* TestClock.adjust("10 seconds")
 
-      const idle = { failingSince: undefined, blockedFor: Duration.zero, lastFailure: undefined, nextAttemptAt: undefined }
+      const idle = {
+        failingSince: undefined,
+        blockedFor: Duration.zero,
+        lastFailure: undefined,
+        nextAttemptAt: undefined
+      }
       assert.deepStrictEqual(yield* sequent.status, {
         name: "status-lanes",
         state: "open",

@@ -16,24 +16,20 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import {
-  type DeadLetter,
-  Durable,
+import type {
+  DeadLetter,
   DurableSequent,
-  type GiveUp,
-  type Journal,
-  type JournalError,
-  type ScheduleError,
-  Sequent,
-  type SequentClosedError,
-  type SequentFullError,
-  SequentLive,
-  SequentOptionError,
-  type SequentStoppedError,
-  SequentTimeoutError,
-  type TaskHandlers,
-  type TaskOptions
+  GiveUp,
+  Journal,
+  JournalError,
+  ScheduleError,
+  SequentClosedError,
+  SequentFullError,
+  SequentStoppedError,
+  TaskHandlers,
+  TaskOptions
 } from "../src/index.js"
+import { Durable, Sequent, SequentLive, SequentOptionError, SequentTimeoutError } from "../src/index.js"
 import { failing, recordingLogger, settle } from "./support.js"
 
 class Flaky extends Data.TaggedError("Flaky")<{}> {}
@@ -93,12 +89,20 @@ describe("timeout", () => {
 
   it.scoped("when the retry schedule gives up after timeouts, submit fails with SequentTimeoutError", () =>
     Effect.gen(function*() {
-      const sequent = yield* Sequent.make({ retry: Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2))) })
+      const sequent = yield* Sequent.make({
+        retry: Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2)))
+      })
       const starts: Array<number> = []
-      const task = Effect.zipRight(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => starts.push(now))), Effect.never)
+      const task = Effect.zipRight(
+        Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => starts.push(now))),
+        Effect.never
+      )
       const fiber = yield* Effect.fork(Effect.exit(sequent.submit(task, { timeout: "2 seconds" })))
       yield* TestClock.adjust("1 minute")
-      assert.deepStrictEqual(yield* Fiber.join(fiber), Exit.fail(new SequentTimeoutError({ timeout: Duration.seconds(2) })))
+      assert.deepStrictEqual(
+        yield* Fiber.join(fiber),
+        Exit.fail(new SequentTimeoutError({ timeout: Duration.seconds(2) }))
+      )
       assert.deepStrictEqual(starts, [0, 3_000, 6_000])
     }))
 
@@ -398,7 +402,9 @@ describe("deadLetter handlers that fail or need services", () => {
 describe("onGiveUp", () => {
   it.scoped("\"continue\" (the default): the lane goes on with its next task right after a give-up", () =>
     Effect.gen(function*() {
-      const sequent = yield* Sequent.make({ retry: Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(1))) })
+      const sequent = yield* Sequent.make({
+        retry: Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(1)))
+      })
       const gone = failing(10)
       const next = failing(0)
       yield* sequent.schedule(gone.task, { key: "a" })
@@ -415,7 +421,10 @@ describe("onGiveUp", () => {
       const run = (name: string) => Effect.sync(() => ran.push(name))
       yield* sequent.schedule(Effect.fail("gone"), { key: "a" })
       yield* sequent.schedule(run("a1"), { key: "a" })
-      assert.deepStrictEqual(yield* Effect.exit(sequent.submit(Effect.fail("also gone"), { key: "b" })), Exit.fail("also gone"))
+      assert.deepStrictEqual(
+        yield* Effect.exit(sequent.submit(Effect.fail("also gone"), { key: "b" })),
+        Exit.fail("also gone")
+      )
       yield* sequent.schedule(run("a2"), { key: "a" })
       yield* sequent.schedule(run("b1"), { key: "b" })
       yield* sequent.submit(run("c1"), { key: "c" })

@@ -20,7 +20,10 @@ type Op =
   | { readonly _tag: "stop" }
 
 const op: FastCheck.Arbitrary<Op> = FastCheck.oneof(
-  { weight: 6, arbitrary: FastCheck.record({ _tag: FastCheck.constant("schedule" as const), failures: FastCheck.nat(3) }) },
+  {
+    weight: 6,
+    arbitrary: FastCheck.record({ _tag: FastCheck.constant("schedule" as const), failures: FastCheck.nat(3) })
+  },
   { weight: 3, arbitrary: FastCheck.record({ _tag: FastCheck.constant("tick" as const), millis: FastCheck.nat(40) }) },
   { weight: 3, arbitrary: FastCheck.constant({ _tag: "yield" as const }) },
   { weight: 1, arbitrary: FastCheck.constant({ _tag: "flush" as const }) },
@@ -259,7 +262,11 @@ describe("property", () => {
         }
         assert.strictEqual(overlaps, 0, "never two attempts of one key at once")
         assert.deepStrictEqual(startedWhilePaused, [], "a paused key starts no attempt but the one it had taken")
-        assert.isAtMost(most, concurrency === "unbounded" ? Infinity : concurrency, "never more lanes at once than allowed")
+        assert.isAtMost(
+          most,
+          concurrency === "unbounded" ? Infinity : concurrency,
+          "never more lanes at once than allowed"
+        )
         assert.isFalse(ranAfterStop, "nothing runs after stop returns")
         assert.strictEqual(yield* sequent.size, 0)
         assert.strictEqual(yield* sequent.laneCount, 0)

@@ -21,7 +21,9 @@ const programs = readdirSync(join(root, "examples"), { recursive: true, encoding
   .filter((file) => file.endsWith(".ts") && !file.startsWith("readme"))
   .map((file) => readFileSync(join(root, "examples", file), "utf8"))
 
-const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { readonly files: ReadonlyArray<string> }
+const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+  readonly files: ReadonlyArray<string>
+}
 /** The README's `## Install` section, up to the next section. */
 const installSection = readme.match(/^## Install\n([\s\S]*?)^## /m)?.[1] ?? ""
 /** Relative links: `[text](path)`, without web addresses and anchors. */
@@ -61,7 +63,10 @@ describe("README", () => {
     it(`example ${index + 1} is a checked file under examples/readme, or an excerpt of an example program`, () => {
       const whole = files.some((name) => sources.get(name) === block)
       const excerpt = programs.some((program) => program.includes(block))
-      assert.isTrue(whole || excerpt, `README block ${index + 1} starting ${JSON.stringify(block.slice(0, 60))} is in no file`)
+      assert.isTrue(
+        whole || excerpt,
+        `README block ${index + 1} starting ${JSON.stringify(block.slice(0, 60))} is in no file`
+      )
     })
   })
 

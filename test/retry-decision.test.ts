@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { NO_RETRY_STATE, type Policy } from "../src/internal/lane.js"
 import { decide } from "../src/internal/retry.js"
 import { SequentFalseError, SequentTimeoutError } from "../src/SequentError.js"
-import * as Duration from "effect/Duration"
 
 const policy = (retry: Schedule.Schedule<unknown, unknown>, isRetryable?: (error: unknown) => boolean): Policy => ({
   retry,

@@ -103,7 +103,9 @@ describe("retry", () => {
 
   it.scoped("a custom retry schedule replaces the default, and a finite one gives up", () =>
     Effect.gen(function*() {
-      const sequent = yield* Sequent.make({ retry: Schedule.spaced("5 seconds").pipe(Schedule.intersect(Schedule.recurs(2))) })
+      const sequent = yield* Sequent.make({
+        retry: Schedule.spaced("5 seconds").pipe(Schedule.intersect(Schedule.recurs(2)))
+      })
       const task = failing(10)
       const fiber = yield* Effect.fork(sequent.submit(task.task))
       yield* TestClock.adjust("1 minute")

@@ -8,8 +8,8 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import Sqlite from "better-sqlite3"
 import * as Cause from "effect/Cause"
@@ -24,8 +24,8 @@ import * as TestClock from "effect/TestClock"
 import { join } from "node:path"
 import * as Durable from "../src/Durable.js"
 import { DurableSequent } from "../src/Durable.js"
-import { Journal, JournalError } from "../src/Journal.js"
 import * as internal from "../src/internal/sqlJournal.js"
+import { Journal, JournalError } from "../src/Journal.js"
 import * as SqliteJournal from "../src/SqliteJournal.js"
 import * as TaskKind from "../src/TaskKind.js"
 import { entry } from "./journalConformance.js"
@@ -81,7 +81,10 @@ const assertJournalError = <A>(exit: Exit.Exit<A, unknown>, message: string): st
   if (Exit.isSuccess(exit)) return ""
   assert.isFalse(Cause.isDie(exit.cause), `${message}: it died: ${Cause.pretty(exit.cause)}`)
   const failure = Cause.failureOption(exit.cause)
-  assert.isTrue(failure._tag === "Some" && failure.value instanceof JournalError, `${message}: ${Cause.pretty(exit.cause)}`)
+  assert.isTrue(
+    failure._tag === "Some" && failure.value instanceof JournalError,
+    `${message}: ${Cause.pretty(exit.cause)}`
+  )
   return failure._tag === "Some" ? String((failure.value as Error).message) : ""
 }
 
@@ -90,15 +93,22 @@ const journals: ReadonlyArray<
 > = [
   [
     "through the client (layerFromClient)",
-    (filename) => Effect.flatMap(clientOn(filename), (client) =>
-      SqliteJournal.make().pipe(Effect.provideService(SqliteClient.SqliteClient, client)))
+    (filename) =>
+      Effect.flatMap(
+        clientOn(filename),
+        (client) => SqliteJournal.make().pipe(Effect.provideService(SqliteClient.SqliteClient, client))
+      )
   ],
   [
     "on the journal's own connection (layer)",
-    (filename) => Effect.flatMap(clientOn(filename), (client) =>
-      internal.make({ tablePrefix: internal.defaultTablePrefix, connection: "owned" }).pipe(
-        Effect.provideService(SqlClient.SqlClient, client)
-      ))
+    (filename) =>
+      Effect.flatMap(
+        clientOn(filename),
+        (client) =>
+          internal.make({ tablePrefix: internal.defaultTablePrefix, connection: "owned" }).pipe(
+            Effect.provideService(SqlClient.SqlClient, client)
+          )
+      )
   ]
 ]
 
@@ -119,7 +129,11 @@ for (const [name, open] of journals) {
         assertJournalError(yield* Effect.exit(journal.append(many)), "a batch append (one transaction)")
 
         yield* fault("rollback", false)
-        assert.deepStrictEqual((yield* journal.pending).map((r) => r.id), ["a"], "nothing of the failed writes is stored")
+        assert.deepStrictEqual(
+          (yield* journal.pending).map((r) => r.id),
+          ["a"],
+          "nothing of the failed writes is stored"
+        )
         yield* journal.deadLetter(a.seq, "boom", 2)
         yield* journal.redrive("b")
         assert.deepStrictEqual((yield* journal.deadLetters).map((r) => r.id), ["a"])
@@ -138,7 +152,11 @@ for (const [name, open] of journals) {
         yield* fault("commit", false)
         // a transaction left open would make every later write fail ("cannot start a transaction within a transaction")
         yield* journal.complete([b.seq])
-        assert.deepStrictEqual((yield* journal.pending).map((r) => r.id), ["a"], "the failed dead letter was rolled back")
+        assert.deepStrictEqual(
+          (yield* journal.pending).map((r) => r.id),
+          ["a"],
+          "the failed dead letter was rolled back"
+        )
         yield* journal.deadLetter(a.seq, "boom", 2)
         assert.deepStrictEqual((yield* journal.deadLetters).map((r) => r.id), ["a"])
       }))
@@ -185,7 +203,9 @@ describe("durable executor on a SQLite journal whose disk is full", () => {
       ).pipe(Effect.map((context) => context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service))
 
       // a dead letter written while there is room, too large to go back to a full pending table
-      yield* Effect.exit(sequent.submit(new Explode({ size: 100, padding: "p".repeat(1_500) }), { id: "earlier", key: "z" }))
+      yield* Effect.exit(
+        sequent.submit(new Explode({ size: 100, padding: "p".repeat(1_500) }), { id: "earlier", key: "z" })
+      )
       assert.deepStrictEqual((yield* sequent.deadLetters).map((letter) => letter.id), ["earlier"])
 
       // the database may not grow by a single page any more
@@ -222,4 +242,3 @@ describe("durable executor on a SQLite journal whose disk is full", () => {
       assert.deepStrictEqual(yield* inner.pending, [])
     }))
 })
-

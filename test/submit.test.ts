@@ -41,7 +41,9 @@ describe("submit", () => {
     Effect.gen(function*() {
       const sequent = yield* Sequent.make()
       const started = yield* Deferred.make<void>()
-      const running = yield* Effect.fork(sequent.submit(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)))
+      const running = yield* Effect.fork(
+        sequent.submit(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never))
+      )
       const queued = yield* Effect.fork(sequent.submit(Effect.succeed(1)))
       yield* Deferred.await(started)
       yield* sequent.stop
@@ -64,7 +66,9 @@ describe("submit", () => {
       const sequent = yield* Sequent.make()
       const gate = yield* Deferred.make<void>()
       const done = yield* Deferred.make<number>()
-      const waiter = yield* Effect.fork(sequent.submit(Effect.zipRight(Deferred.await(gate), Deferred.succeed(done, 7))))
+      const waiter = yield* Effect.fork(
+        sequent.submit(Effect.zipRight(Deferred.await(gate), Deferred.succeed(done, 7)))
+      )
       yield* Effect.yieldNow()
       yield* Fiber.interrupt(waiter)
       yield* Deferred.succeed(gate, undefined)
@@ -74,7 +78,9 @@ describe("submit", () => {
   it.scoped("an accessor keeps the task's types: Sequent.submit(task) is Effect<A, E | ..., R | Sequent>", () =>
     Effect.gen(function*() {
       const value: number = yield* Sequent.submit(Effect.succeed(1))
-      const failed = yield* Effect.flip(Sequent.submit(Effect.fail({ _tag: "Mine" as const }), { retry: Schedule.recurs(0) }))
+      const failed = yield* Effect.flip(
+        Sequent.submit(Effect.fail({ _tag: "Mine" as const }), { retry: Schedule.recurs(0) })
+      )
       assert.strictEqual(value, 1)
       assert.strictEqual(failed._tag, "Mine")
     }).pipe(Effect.provide(Sequent.layer())))

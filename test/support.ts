@@ -36,8 +36,7 @@ export const recordingLogger = () => {
 }
 
 /** A task that appends `value` to `log` and succeeds. */
-export const record = <A>(log: Ref.Ref<ReadonlyArray<A>>, value: A) =>
-  Ref.update(log, (entries) => [...entries, value])
+export const record = <A>(log: Ref.Ref<ReadonlyArray<A>>, value: A) => Ref.update(log, (entries) => [...entries, value])
 
 /**
  * A task that fails its first `failures` attempts, recording the clock time of

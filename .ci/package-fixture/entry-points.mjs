@@ -5,11 +5,11 @@
 //   node entry-points.mjs <dir> root|SqliteJournal|PgJournal|package.json...
 //
 // <dir> is a scratch directory for the SQLite journal; each name after it is one entry point.
+import { Effect, Layer, Redacted, Schema } from "effect"
+import { Durable, DurableSequent, Journal, JournalError, Sequent, SequentLive, TaskKind } from "effect-sequent"
 import { strict as assert } from "node:assert"
 import { createRequire } from "node:module"
 import { join } from "node:path"
-import { Effect, Layer, Redacted, Schema } from "effect"
-import { Durable, DurableSequent, Journal, JournalError, Sequent, SequentLive, TaskKind } from "effect-sequent"
 
 const [dir, ...names] = process.argv.slice(2)
 
@@ -36,8 +36,7 @@ const sqlite = Effect.gen(function*() {
   const filename = join(dir, "journal.db")
   const ran = []
   const Handlers = Tasks.handlers({ Write: (write) => Effect.sync(() => ran.push(write.n)) })
-  const executor = () =>
-    Durable.layer().pipe(Layer.provide(Handlers), Layer.provide(SqliteJournal.layer({ filename })))
+  const executor = () => Durable.layer().pipe(Layer.provide(Handlers), Layer.provide(SqliteJournal.layer({ filename })))
   const { schedule } = DurableSequent.typed(Tasks)
 
   yield* Effect.gen(function*() {

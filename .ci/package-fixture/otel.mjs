@@ -1,12 +1,12 @@
 // The README's OpenTelemetry install command is enough for its Observability and Tracing sections:
 // through @effect/opentelemetry's NodeSdk, an executor's task becomes a `Sequent.task` span and its
 // metrics reach an OpenTelemetry metric reader.
-import { strict as assert } from "node:assert"
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { MetricReader } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect } from "effect"
 import { Observability, Sequent } from "effect-sequent"
+import { strict as assert } from "node:assert"
 
 /** Collects only when asked. */
 class OnDemandReader extends MetricReader {
@@ -40,8 +40,15 @@ const program = Effect.gen(function*() {
 
 Effect.runPromise(program).then(({ metrics, names }) => {
   assert.ok(names.includes("Sequent.task"), `no Sequent.task span among ${names}`)
-  assert.ok(metrics.includes(Observability.MetricNames.scheduled), `no ${Observability.MetricNames.scheduled} among ${metrics}`)
-  console.log(`ok  spans: ${[...new Set(names)].join(", ")}; ${metrics.filter((name) => name.startsWith("sequent_")).length} sequent_* metrics read through a MetricReader`)
+  assert.ok(
+    metrics.includes(Observability.MetricNames.scheduled),
+    `no ${Observability.MetricNames.scheduled} among ${metrics}`
+  )
+  console.log(
+    `ok  spans: ${[...new Set(names)].join(", ")}; ${
+      metrics.filter((name) => name.startsWith("sequent_")).length
+    } sequent_* metrics read through a MetricReader`
+  )
 }).catch((error) => {
   console.error(error)
   process.exit(1)

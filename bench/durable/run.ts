@@ -21,7 +21,7 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { parseArgs, type Result, spread, type Spread } from "./shared.js"
+import { parseArgs, type Result, type Spread, spread } from "./shared.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = resolve(here, "..", "..")
@@ -45,7 +45,9 @@ if (!Number.isInteger(runs) || runs < 1) {
 }
 
 /** Sequent gets N = 20,000; the other two are several times slower per task, so they get fewer. */
-const size = quick ? { sequent: 2_000, sequential: 1_000, other: 300 } : { sequent: 20_000, sequential: 5_000, other: 2_000 }
+const size = quick
+  ? { sequent: 2_000, sequential: 1_000, other: 300 }
+  : { sequent: 20_000, sequential: 5_000, other: 2_000 }
 
 interface Case {
   /** the row's key, for the ratios */
@@ -121,13 +123,18 @@ const isFailure = (r: Result | Failure): r is Failure => "reason" in r
 
 const fmt = (x: number): string => Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "-"
 const fmtSpread = (s: Spread): string => `${fmt(s.min)} / **${fmt(s.median)}** / ${fmt(s.max)}`
-const ratio = (a: number, b: number): string => Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(1)}x` : "-"
+const ratio = (a: number, b: number): string =>
+  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(1)}x` : "-"
 
 const startedAt = new Date().toISOString()
 const loadBefore = uptime()
 console.log(`# Durable benchmark (${quick ? "quick" : "full"}, ${runs} run${runs === 1 ? "" : "s"} per case)`)
 console.log()
-console.log(`- machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}, ${os.platform()} ${os.release()}`)
+console.log(
+  `- machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, ${
+    Math.round(os.totalmem() / 2 ** 30)
+  } GiB, node ${process.version}, ${os.platform()} ${os.release()}`
+)
 console.log(`- started: ${startedAt}`)
 console.log(`- load before: ${loadBefore}`)
 console.log()
@@ -170,7 +177,9 @@ const byId = new Map(rows.map((row) => [row.c.id, row]))
 
 console.log(`- load after: ${loadAfter}`)
 console.log()
-console.log("| implementation | mode | N | runs | tasks/s min / **median** / max | total ms (median) | enqueue ms (median) | CPU ms (median) | tasks per CPU-s (median) | check |")
+console.log(
+  "| implementation | mode | N | runs | tasks/s min / **median** / max | total ms (median) | enqueue ms (median) | CPU ms (median) | tasks per CPU-s (median) | check |"
+)
 console.log("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
 for (const row of rows) {
   const first = row.rs[0]
@@ -189,7 +198,9 @@ for (const row of rows) {
 const shown = comparisons.filter(([a, b]) => byId.has(a) && byId.has(b))
 if (shown.length > 0) {
   console.log()
-  console.log("Ratios of medians (Sequent / other): throughput, and tasks per CPU-second (less sensitive to other load on the machine).")
+  console.log(
+    "Ratios of medians (Sequent / other): throughput, and tasks per CPU-second (less sensitive to other load on the machine)."
+  )
   console.log()
   console.log("| Sequent | other | tasks/s | tasks per CPU-s | what |")
   console.log("|---|---|--:|--:|---|")
@@ -209,15 +220,21 @@ if (shown.length > 0) {
 const target = byId.get("sequent-concurrent")
 if (target !== undefined && target.rs.length > 0) {
   console.log()
-  console.log(`Target: Sequent durable >= 20,000 tasks/s; median here ${fmt(target.tps.median)} (64 producers, 1 lane), ${
-    fmt(byId.get("sequent-lanes")?.tps.median ?? NaN)
-  } (64 lanes).`)
+  console.log(
+    `Target: Sequent durable >= 20,000 tasks/s; median here ${fmt(target.tps.median)} (64 producers, 1 lane), ${
+      fmt(byId.get("sequent-lanes")?.tps.median ?? NaN)
+    } (64 lanes).`
+  )
 }
 
 mkdirSync(join(root, ".tmp"), { recursive: true })
 writeFileSync(
   join(root, ".tmp", "durable-bench-results.json"),
-  JSON.stringify({ startedAt, quick, runs, loadBefore, loadAfter, cases, results: Object.fromEntries(results), failures }, null, 2)
+  JSON.stringify(
+    { startedAt, quick, runs, loadBefore, loadAfter, cases, results: Object.fromEntries(results), failures },
+    null,
+    2
+  )
 )
 
 if (failures.length > 0) {

@@ -16,8 +16,8 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { DurableSequent, Journal, TaskKind } from "../../src/index.js"
 import * as Durable from "../../src/Durable.js"
+import { DurableSequent, Journal, TaskKind } from "../../src/index.js"
 import * as SqliteJournal from "../../src/SqliteJournal.js"
 import { CheckError, freshDatabase, intArg, LaneCheck, main, parseArgs, result, stopwatch } from "./shared.js"
 
@@ -61,7 +61,9 @@ const program = Effect.gen(function*() {
   if (pending !== 0) yield* Effect.fail(new CheckError(`${pending} tasks still pending in the journal after flush`))
   return result({
     impl: "sequent",
-    mode: `${mode === "concurrent" ? `${producers} producers` : "1 producer, awaited"}, ${lanes} lane${lanes === 1 ? "" : "s"}`,
+    mode: `${mode === "concurrent" ? `${producers} producers` : "1 producer, awaited"}, ${lanes} lane${
+      lanes === 1 ? "" : "s"
+    }`,
     n,
     totalMs,
     enqueueMs,

@@ -22,7 +22,17 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { CheckError, freshDatabase, intArg, LaneCheck, main, parseArgs, result, sqliteLayer, stopwatch } from "./shared.js"
+import {
+  CheckError,
+  freshDatabase,
+  intArg,
+  LaneCheck,
+  main,
+  parseArgs,
+  result,
+  sqliteLayer,
+  stopwatch
+} from "./shared.js"
 
 class Work extends Schema.TaggedClass<Work>()("Work", { n: Schema.Number }) {}
 

@@ -3,7 +3,7 @@
  * a built `SequentLive`, called from a program that is not provided with it. Beside the
  * headline (accessor) row.
  */
-import type { Impl } from "./types.js"
 import { service } from "./sequent.js"
+import type { Impl } from "./types.js"
 
 export const impl: Impl = { kind: "effect", name: "sequent-service", label: "Sequent (service methods)", make: service }

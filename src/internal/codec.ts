@@ -82,14 +82,18 @@ export const make = (kinds: ReadonlyMap<string, Kind>) => {
     const changed = faithful(encoded)
     if (changed === EXACT && plainOf(kind)) return Either.right({ payload, task })
     if (changed !== EXACT && changed !== KEPT) {
-      return invalid(tag, `JSON cannot hold its encoded form: ${changed.path || "the value"} is ${describe(changed.value)}`)
+      return invalid(
+        tag,
+        `JSON cannot hold its encoded form: ${changed.path || "the value"} is ${describe(changed.value)}`
+      )
     }
     const json: unknown = JSON.parse(payload)
     const decoded = decoderOf(kind)(json)
     if (Either.isRight(decoded)) return Either.right({ payload, task: decoded.right })
     return Schema.decodeUnknown(kind)(json).pipe(
       Effect.mapBoth({
-        onFailure: (error) => new SequentInvalidTaskError({ tag, reason: `its stored form does not decode: ${error.message}` }),
+        onFailure: (error) =>
+          new SequentInvalidTaskError({ tag, reason: `its stored form does not decode: ${error.message}` }),
         onSuccess: (task): Stored => ({ payload, task })
       })
     )

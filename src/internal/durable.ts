@@ -22,11 +22,11 @@ import { SequentInvalidTaskError } from "../SequentError.js"
 import type { AnyTaskKind, TaskHandlers } from "../TaskKind.js"
 import { make as makeCodec } from "./codec.js"
 import * as JournalStore from "./durableStore.js"
-import { outcome } from "./outcome.js"
 import type { Executor } from "./executor.js"
 import { refuseInDurableMode } from "./options.js"
-import { invalidIdOrKey } from "./taskInput.js"
+import { outcome } from "./outcome.js"
 import { control, makeExecutor } from "./sequent.js"
+import { invalidIdOrKey } from "./taskInput.js"
 import { Waiter } from "./waiter.js"
 
 type Handlers = TaskHandlers["Type"]

@@ -170,7 +170,10 @@ class Holdings {
   adopt(what: string, batch: ReadonlyArray<Appending>): Effect.Effect<ReadonlySet<string>> {
     return Effect.flatMap(persist(what, this.journal.pending), (pending) => {
       const { adopted, strays } = this.adoptFrom(pending, batch)
-      return Effect.as(Effect.forEach(strays, (record) => persist("restore", this.restore(record)), { discard: true }), adopted)
+      return Effect.as(
+        Effect.forEach(strays, (record) => persist("restore", this.restore(record)), { discard: true }),
+        adopted
+      )
     })
   }
 
@@ -201,7 +204,8 @@ const redrive = (journal: Journal.Service, holdings: Holdings) => (id: string) =
   journal.redrive(id).pipe(
     Effect.flatMap((record) => persist("restore", holdings.restore(record))),
     Effect.catchTag("JournalError", (error) =>
-      Effect.flatMap(holdings.adopt("redrive check", []), (adopted) => adopted.has(id) ? Effect.void : Effect.fail(error)))
+      Effect.flatMap(holdings.adopt("redrive check", []), (adopted) =>
+        adopted.has(id) ? Effect.void : Effect.fail(error)))
   )
 
 /** @internal */
@@ -214,7 +218,9 @@ export const make = (
     const holdings = new Holdings(journal, tasks, clock)
     // appends and redrives take turns, so that a record is never queued twice
     const exclusive = (yield* Effect.makeSemaphore(1)).withPermits(1)
-    const append = yield* makeBatcher((batch: ReadonlyArray<Appending>) => exclusive(appendBatch(journal, holdings)(batch)))
+    const append = yield* makeBatcher((batch: ReadonlyArray<Appending>) =>
+      exclusive(appendBatch(journal, holdings)(batch))
+    )
     const complete = yield* makeBatcher((seqs: ReadonlyArray<number>) =>
       Effect.as(journal.complete(seqs), seqs.map(() => undefined))
     )

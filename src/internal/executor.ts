@@ -36,8 +36,8 @@ import { Turns } from "./eventLoop.js"
 import { BACKOFF, IDLE, Job, Lane, type Policy, READY, RUNNING, WAITING } from "./lane.js"
 import type { End, Observer } from "./observer.js"
 import type { Config } from "./options.js"
-import { decide, type Decision } from "./retry.js"
 import { logAttemptFailed, logGaveUp } from "./render.js"
+import { decide, type Decision } from "./retry.js"
 import { type Intake, nothing, type Offered, type Store } from "./store.js"
 import type { Waiter } from "./waiter.js"
 
@@ -234,7 +234,9 @@ export class Executor<Entry, E> implements Intake {
         : this.waitForRoom(key, task, context, policy, waiter, entry)
     }
     // while tasks wait, a producer in a tight loop would keep the event loop from turning
-    if (this.turns.beforeOffer(this.count)) return this.offerAfter(this.turns.letTurn, key, task, context, policy, waiter, entry)
+    if (this.turns.beforeOffer(this.count)) {
+      return this.offerAfter(this.turns.letTurn, key, task, context, policy, waiter, entry)
+    }
     if (this.count > YIELD_ABOVE && (++this.offers & YIELD_EVERY) === 0) {
       return this.offerAfter(Effect.yieldNow(), key, task, context, policy, waiter, entry)
     }
@@ -411,11 +413,12 @@ export class Executor<Entry, E> implements Intake {
       // resumed straight into its loop: two run-loop steps fewer per wake-up than resuming, then looping
       const worker = this.parked.pop()!
       worker.wake(worker.loop)
-    }
-    else if (this.workers < this.config.concurrency) {
+    } else if (this.workers < this.config.concurrency) {
       this.workers++
       // not started in the caller's stack: `schedule` returns before any task runs
-      const fiber = this.run(Effect.withMaxOpsBeforeYield(new Worker<Entry, E>(this).loop, WORKER_TURN), { immediate: false })
+      const fiber = this.run(Effect.withMaxOpsBeforeYield(new Worker<Entry, E>(this).loop, WORKER_TURN), {
+        immediate: false
+      })
       this.workerFibers.add(fiber)
       fiber.addObserver(() => this.workerFibers.delete(fiber))
     }
@@ -512,7 +515,13 @@ export class Executor<Entry, E> implements Intake {
    * Ends a job that has left its lane: settles its waiter, counts it out, and
    * reports it. Returns the time the observer read.
    */
-  private finish(job: Job, lane: Lane, span: Tracer.Span | undefined, exit: Exit.Exit<unknown, unknown>, end: End): number {
+  private finish(
+    job: Job,
+    lane: Lane,
+    span: Tracer.Span | undefined,
+    exit: Exit.Exit<unknown, unknown>,
+    end: End
+  ): number {
     if (job.waiter !== undefined) job.waiter.done(exit)
     this.finished()
     return this.observer.ended(end, job, lane, exit, this.count, span)
@@ -601,7 +610,7 @@ export class Executor<Entry, E> implements Intake {
 
   /** The head job gave up with `worker.cause`: report it, have the store write it, hand it to the dead-letter handler, finish it. */
   private gaveUp(worker: Worker<Entry, E>): Effect.Effect<void> {
-    const { job, lane, cause } = worker
+    const { cause, job, lane } = worker
     this.observer.lastAttemptFailed(lane)
     return Effect.zipRight(
       logGaveUp(job.attempts, lane.key, cause),
@@ -612,7 +621,7 @@ export class Executor<Entry, E> implements Intake {
   private readonly deadLetter = (worker: Worker<Entry, E>): Effect.Effect<void> => {
     const handler = this.config.deadLetter
     if (handler === undefined) return this.dropGivenUp(worker)
-    const { job, lane, cause } = worker
+    const { cause, job, lane } = worker
     // suspended, so a handler that throws instead of returning an effect is caught like one that dies
     return Effect.suspend(() => handler({ key: lane.key, attempts: job.attempts, cause })).pipe(
       Effect.catchAllCause((failure) => Effect.logError("Sequent: the dead-letter handler failed", failure)),
@@ -621,7 +630,7 @@ export class Executor<Entry, E> implements Intake {
   }
 
   private dropGivenUp(worker: Worker<Entry, E>): Effect.Effect<void> {
-    const { job, lane, cause } = worker
+    const { cause, job, lane } = worker
     const span = lane.span
     lane.shift()
     if (this.config.onGiveUp === "halt") lane.halted = true

@@ -143,7 +143,9 @@ export class Lane {
     const id = slots[at + 2] as number
     const scheduledAt = slots[at + 3] as number
     const job = this.lent
-    if (job === undefined) return this.headJob = this.lent = new Job(task, context, this.policy, undefined, id, scheduledAt)
+    if (job === undefined) {
+      return this.headJob = this.lent = new Job(task, context, this.policy, undefined, id, scheduledAt)
+    }
     job.task = task
     job.context = context
     job.id = id

@@ -244,7 +244,13 @@ export class Observer {
   }
 
   /** The task gave up and left its lane (after its dead-letter handler, if any). */
-  private gaveUp(job: Job, lane: Lane, cause: Cause.Cause<unknown>, size: number, span: Tracer.Span | undefined): number {
+  private gaveUp(
+    job: Job,
+    lane: Lane,
+    cause: Cause.Cause<unknown>,
+    size: number,
+    span: Tracer.Span | undefined
+  ): number {
     const now = this.clock.unsafeCurrentTimeMillis()
     this.metrics.gaveUp.unsafeUpdate(1, this.tags(lane))
     this.size(size)
@@ -312,7 +318,11 @@ export class Observer {
     return Effect.withSpan(attempt, "Sequent.attempt", {
       parent,
       captureStackTrace: false,
-      attributes: { "sequent.task": job.id, "sequent.attempt": job.attempts, ...(lane.key === undefined ? {} : { "sequent.key": lane.key }) }
+      attributes: {
+        "sequent.task": job.id,
+        "sequent.attempt": job.attempts,
+        ...(lane.key === undefined ? {} : { "sequent.key": lane.key })
+      }
     })
   }
 }

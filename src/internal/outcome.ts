@@ -34,7 +34,8 @@ const isExecutorError = (error: unknown): boolean =>
 
 /** The exit of a task that was not stored, because a task with its id is pending or dead-lettered. */
 const isDuplicate = (exit: Exit.Exit<unknown, unknown>): boolean =>
-  Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error instanceof SequentDuplicateTaskError)
+  Exit.isFailure(exit) &&
+  Option.exists(Cause.failureOption(exit.cause), (error) => error instanceof SequentDuplicateTaskError)
 
 const roundTrip = (
   kind: RequestKind,
@@ -84,8 +85,11 @@ export const outcome = <T extends { readonly _tag: string }>(
 ): Effect.Effect<SuccessOf<T>, FailureOf<T> | OutcomeError<T>> => {
   const kind = kinds.get(task._tag)
   let answer: Effect.Effect<unknown, unknown>
-  if (kind === undefined || !isRequestKind(kind)) answer = Exit.isSuccess(exit) || isDuplicate(exit) ? Effect.void : exit
-  else if (Exit.isSuccess(exit)) answer = roundTrip(kind, "success", exit.value)
+  if (kind === undefined || !isRequestKind(kind)) {
+    answer = Exit.isSuccess(exit) || isDuplicate(exit)
+      ? Effect.void
+      : exit
+  } else if (Exit.isSuccess(exit)) answer = roundTrip(kind, "success", exit.value)
   else answer = Effect.flatMap(roundTripCause(kind, exit.cause), (cause) => Effect.failCause(cause))
   return answer as Effect.Effect<SuccessOf<T>, FailureOf<T> | OutcomeError<T>>
 }

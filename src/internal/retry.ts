@@ -51,4 +51,6 @@ export const decide = (
       ScheduleDecision.isDone(decision)
         ? giveUp(cause)
         : { _tag: "Retry", delay: Math.max(0, Intervals.start(decision.intervals) - now), state: next })
-  }).pipe(Effect.catchAllCause((defect) => Effect.succeed(giveUp(Cause.sequential(cause, defect)))))
+  }).pipe(Effect.catchAllCause((defect) =>
+    Effect.succeed(giveUp(Cause.sequential(cause, defect)))
+  ))

@@ -13,8 +13,8 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { metrics } from "../Observability.js"
-import { type SequentClosedError, type SequentFullError, SequentOptionError } from "../SequentError.js"
 import type { ScheduleError, Sequent, SequentOptions, TaskOptions } from "../Sequent.js"
+import { type SequentClosedError, type SequentFullError, SequentOptionError } from "../SequentError.js"
 import { Executor } from "./executor.js"
 import { noMetrics, Observer } from "./observer.js"
 import { type Config, decodeExecutorOptions, defaultRetry, type ExecutorSettings, taskPolicy } from "./options.js"
@@ -88,7 +88,15 @@ export const makeExecutor = <Entry, E, R>(
     const fibers = yield* FiberSet.make<void, never>()
     const run = yield* FiberSet.runtime(fibers)<never>()
     const interruptAll = Effect.asVoid(FiberSet.clear(fibers))
-    const executor = new Executor(config, store, observer, run, yield* Effect.clock, interruptAll, yield* Effect.fiberId)
+    const executor = new Executor(
+      config,
+      store,
+      observer,
+      run,
+      yield* Effect.clock,
+      interruptAll,
+      yield* Effect.fiberId
+    )
     yield* closeWithScope(executor, config.grace)
     return executor
   })

@@ -118,7 +118,10 @@ const runMigrations = Migrator.make({})
 export const migrate = (prefix: string): Effect.Effect<void, JournalError, SqlClient.SqlClient> => {
   const names = tables(prefix)
   return runMigrations({
-    loader: Migrator.fromRecord({ "1_create_journal": createTables(names), "2_halted_lanes": createHaltedLanes(names) }),
+    loader: Migrator.fromRecord({
+      "1_create_journal": createTables(names),
+      "2_halted_lanes": createHaltedLanes(names)
+    }),
     table: names.migrations
   }).pipe(
     Effect.asVoid,
@@ -190,14 +193,15 @@ export const storableReason = (reason: string): string =>
  *
  * @internal
  */
-export const guard = (reason: string) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, SqlError> | JournalError, R> =>
-  effect.pipe(
-    Effect.mapError((error): Exclude<E, SqlError> | JournalError =>
-      isSqlError(error) ? new JournalError({ reason, cause: error }) : error as Exclude<E, SqlError>
-    ),
-    Effect.catchAllDefect((cause) => Effect.fail(new JournalError({ reason, cause })))
-  )
+export const guard =
+  (reason: string) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, SqlError> | JournalError, R> =>
+    effect.pipe(
+      Effect.mapError((error): Exclude<E, SqlError> | JournalError =>
+        isSqlError(error) ? new JournalError({ reason, cause: error }) : error as Exclude<E, SqlError>
+      ),
+      Effect.catchAllDefect((cause) => Effect.fail(new JournalError({ reason, cause })))
+    )
 
 /**
  * Runs `effect` between `BEGIN` and `COMMIT` on the connection that
@@ -268,10 +272,12 @@ interface Runner {
 const sharedRunner = (sql: SqlClient.SqlClient): Runner => ({
   run: <A extends object>(text: string, params: ReadonlyArray<unknown>) => sql.unsafe<A>(text, params),
   transaction: (effect) =>
-    Effect.scoped(Effect.flatMap(sql.reserve, (connection) =>
-      inTransaction((text) => connection.execute(text, [], undefined))(
-        Effect.provideService(effect, SqlClient.TransactionConnection, [connection, 0])
-      )))
+    Effect.scoped(
+      Effect.flatMap(sql.reserve, (connection) =>
+        inTransaction((text) => connection.execute(text, [], undefined))(
+          Effect.provideService(effect, SqlClient.TransactionConnection, [connection, 0])
+        ))
+    )
 })
 
 /**
@@ -291,7 +297,9 @@ interface Db {
   readonly run: Runner["run"]
   readonly transaction: Runner["transaction"]
   /** Runs a statement built with the client's template (it is only compiled, never run by the client). */
-  readonly runCompiled: <A extends object>(statement: Statement.Statement<unknown>) => Effect.Effect<ReadonlyArray<A>, SqlError>
+  readonly runCompiled: <A extends object>(
+    statement: Statement.Statement<unknown>
+  ) => Effect.Effect<ReadonlyArray<A>, SqlError>
   /** Writes take one permit, so two writers in this process never race on the same id. */
   readonly exclusive: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
   /** Reads need the permit only on an owned connection, where another operation's transaction may be open. */
@@ -504,7 +512,9 @@ const deadLetterOps = (db: Db): Pick<Journal.Service, "deadLetter" | "deadLetter
       guard("Failed to read the journal's dead letters")
     ),
     redrive: (id) =>
-      exclusive(db.transaction(moveToPending(db, id))).pipe(guard(`Failed to redrive journal record ${JSON.stringify(id)}`)),
+      exclusive(db.transaction(moveToPending(db, id))).pipe(
+        guard(`Failed to redrive journal record ${JSON.stringify(id)}`)
+      ),
     discard: (id) =>
       exclusive(db.runCompiled<DeadLetterRow>(sql`
         DELETE FROM ${deadTable} WHERE id = ${id}
@@ -523,7 +533,9 @@ const laneOps = (db: Db): Pick<Journal.Service, "haltedLanes" | "unhalt" | "pend
     SELECT seq, id, lane, tag, payload, scheduled_at, attempts
     FROM ${pendingTable} ORDER BY seq`.compile()
   return {
-    haltedLanes: db.reading(db.runCompiled<{ readonly lane: string }>(sql`SELECT lane FROM ${haltedTable} ORDER BY lane`)).pipe(
+    haltedLanes: db.reading(
+      db.runCompiled<{ readonly lane: string }>(sql`SELECT lane FROM ${haltedTable} ORDER BY lane`)
+    ).pipe(
       Effect.map((rows) => rows.map((row) => row.lane)),
       guard("Failed to read the journal's halted lanes")
     ),

@@ -59,7 +59,9 @@ const problem = (name: "id" | "key", value: unknown): string | undefined => {
   // every UTF-16 unit is one to three bytes of UTF-8
   if (value.length * 3 <= maxBytes) return undefined
   const bytes = utf8Length(value)
-  return bytes > maxBytes ? `its ${name} is ${bytes} bytes long in UTF-8, more than the ${maxBytes} a journal indexes` : undefined
+  return bytes > maxBytes
+    ? `its ${name} is ${bytes} bytes long in UTF-8, more than the ${maxBytes} a journal indexes`
+    : undefined
 }
 
 /**
@@ -73,6 +75,7 @@ export const invalidIdOrKey = (
   id: string | undefined,
   key: string | undefined
 ): SequentInvalidTaskError | undefined => {
-  const reason = (id === undefined ? undefined : problem("id", id)) ?? (key === undefined ? undefined : problem("key", key))
+  const reason = (id === undefined ? undefined : problem("id", id)) ??
+    (key === undefined ? undefined : problem("key", key))
   return reason === undefined ? undefined : new SequentInvalidTaskError({ tag, reason })
 }

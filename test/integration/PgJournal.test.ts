@@ -32,7 +32,8 @@ afterAll(() =>
     for (const row of rows) {
       yield* sql`DROP TABLE IF EXISTS ${sql(row.table_name)}`
     }
-  }).pipe(Effect.provide(PgClient.layer({ url })), Effect.runPromise))
+  }).pipe(Effect.provide(PgClient.layer({ url })), Effect.runPromise)
+)
 
 describe("postgres", () => {
   journalConformance(pgLayer)
@@ -40,7 +41,10 @@ describe("postgres", () => {
 
   it.effect("a database that cannot be reached fails the layer with JournalError", () =>
     Effect.gen(function*() {
-      const unreachable = PgJournal.layer({ url: Redacted.make("postgres://root@127.0.0.1:1/test"), tablePrefix: freshPrefix() })
+      const unreachable = PgJournal.layer({
+        url: Redacted.make("postgres://root@127.0.0.1:1/test"),
+        tablePrefix: freshPrefix()
+      })
       const error = yield* Effect.flip(Effect.provide(Journal, unreachable))
       assert.strictEqual(error._tag, "JournalError")
       assert.include(error.message, "Failed to connect")

@@ -38,7 +38,8 @@ afterAll(() =>
       WHERE table_schema = current_schema() AND starts_with(table_name, ${runPrefix})`
     for (const row of rows) yield* sql`DROP TABLE IF EXISTS ${sql(row.table_name)} CASCADE`
     yield* sql.unsafe(`DROP FUNCTION IF EXISTS ${runPrefix}fault() CASCADE`)
-  }).pipe(Effect.provide(PgClient.layer({ url })), Effect.runPromise))
+  }).pipe(Effect.provide(PgClient.layer({ url })), Effect.runPromise)
+)
 
 class Write extends Schema.TaggedClass<Write>()("Write", { n: Schema.Number }) {}
 class Fail extends Schema.TaggedClass<Fail>()("Fail", { message: Schema.String }) {}
@@ -84,7 +85,9 @@ describe("durable executor on PostgreSQL", () => {
       const log: Array<number> = []
       const { journal, sequent } = yield* setup(log)
       const long = "é".repeat(512)
-      for (const options of [{ id: `${long}a` }, { key: `${long}a` }, { id: "🦀".slice(0, 1) }, { key: "🦀".slice(1) }]) {
+      for (
+        const options of [{ id: `${long}a` }, { key: `${long}a` }, { id: "🦀".slice(0, 1) }, { key: "🦀".slice(1) }]
+      ) {
         const error = yield* Effect.flip(sequent.schedule(new Write({ n: 0 }), options))
         assert.instanceOf(error, SequentInvalidTaskError)
       }
@@ -100,18 +103,22 @@ describe("durable executor on PostgreSQL", () => {
       assert.deepStrictEqual(log.sort(), [1, 2])
     }))
 
-  it.scoped("a task whose failure has a NUL in its message is dead-lettered, and its lane moves on", () =>
-    Effect.gen(function*() {
-      const log: Array<number> = []
-      const { sequent } = yield* setup(log)
-      yield* sequent.schedule(new Fail({ message: "bad\u0000byte" }), { key: "a", id: "nul" })
-      yield* sequent.schedule(new Write({ n: 1 }), { key: "a" })
-      yield* sequent.flush
-      assert.deepStrictEqual(log, [1])
-      const [letter] = yield* sequent.deadLetters
-      assert.strictEqual(letter!.id, "nul")
-      assert.include(letter!.reason, "bad\uFFFDbyte")
-    }), 30_000)
+  it.scoped(
+    "a task whose failure has a NUL in its message is dead-lettered, and its lane moves on",
+    () =>
+      Effect.gen(function*() {
+        const log: Array<number> = []
+        const { sequent } = yield* setup(log)
+        yield* sequent.schedule(new Fail({ message: "bad\u0000byte" }), { key: "a", id: "nul" })
+        yield* sequent.schedule(new Write({ n: 1 }), { key: "a" })
+        yield* sequent.flush
+        assert.deepStrictEqual(log, [1])
+        const [letter] = yield* sequent.deadLetters
+        assert.strictEqual(letter!.id, "nul")
+        assert.include(letter!.reason, "bad\uFFFDbyte")
+      }),
+    30_000
+  )
 })
 
 describe("PostgreSQL journal, when a COMMIT fails", () => {
@@ -144,7 +151,11 @@ describe("PostgreSQL journal, when a COMMIT fails", () => {
 
       yield* sql.unsafe(`UPDATE ${fault}_switch SET active = false`)
       yield* journal.complete([b!.seq])
-      assert.deepStrictEqual((yield* journal.pending).map((record) => record.id), ["a"], "the failed dead letter was rolled back")
+      assert.deepStrictEqual(
+        (yield* journal.pending).map((record) => record.id),
+        ["a"],
+        "the failed dead letter was rolled back"
+      )
       yield* journal.deadLetter(a!.seq, "boom", 1)
       assert.deepStrictEqual((yield* journal.deadLetters).map((record) => record.id), ["a"])
     }))

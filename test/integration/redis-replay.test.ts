@@ -48,8 +48,7 @@ const testRetry = Schedule.exponential("10 millis").pipe(
   Schedule.jittered
 )
 
-const sequentLayer = (concurrency = 1) =>
-  Sequent.layer({ retry: testRetry, concurrency, closeGracePeriod: "1 second" })
+const sequentLayer = (concurrency = 1) => Sequent.layer({ retry: testRetry, concurrency, closeGracePeriod: "1 second" })
 
 /**
  * Sequent logs every failed attempt as a warning; these tests make hundreds on
@@ -231,7 +230,9 @@ const proxyFault = (
       : kind === "outage"
       ? [Effect.zipRight(proxy.refuse(how), proxy.cut), proxy.accept]
       : [proxy.stall, proxy.resume]
-    const detail = kind === "outage" ? (how === "reset" ? "refuse by reset + cut" : "refuse by closed listener + cut") : ""
+    const detail = kind === "outage"
+      ? (how === "reset" ? "refuse by reset + cut" : "refuse by closed listener + cut")
+      : ""
     return yield* injectFault({ kind, detail, heldMs, begin, heal, progress, stats })
   })
 
@@ -295,7 +296,9 @@ describe("Sequent replays writes to Redis", () => {
         yield* progress.awaitAtLeast(point)
         faults.push(yield* proxyFault("outage", proxy, progress, stats))
       }
-      yield* Fiber.join(writer).pipe(Effect.timeoutFail({ duration: "120 seconds", onTimeout: () => new Error("writer hung") }))
+      yield* Fiber.join(writer).pipe(
+        Effect.timeoutFail({ duration: "120 seconds", onTimeout: () => new Error("writer hung") })
+      )
       const elapsed = (yield* now) - startedAt
 
       const state = yield* readStream(client, stream)
@@ -351,14 +354,18 @@ describe("Sequent replays writes to Redis", () => {
               // Every write confirmed before the stop is still there.
               const state = yield* whileConnecting(observer.read(stream))
               assert.isAtLeast(state.last, confirmed, `Redis lost confirmed writes across the ${signal}`)
-              survived.push(`  after ${signal}: ${confirmed} writes confirmed before the stop, ${state.last} found after it`)
+              survived.push(
+                `  after ${signal}: ${confirmed} writes confirmed before the stop, ${state.last} found after it`
+              )
             }),
             progress,
             stats
           })
         )
       }
-      yield* Fiber.join(writer).pipe(Effect.timeoutFail({ duration: "120 seconds", onTimeout: () => new Error("writer hung") }))
+      yield* Fiber.join(writer).pipe(
+        Effect.timeoutFail({ duration: "120 seconds", onTimeout: () => new Error("writer hung") })
+      )
       const elapsed = (yield* now) - startedAt
 
       const state = yield* readStream(client, stream)
@@ -450,7 +457,9 @@ describe("Sequent replays writes to Redis", () => {
         `  last fault:       healed at +${lastFaultHealedAt - startedAt} ms; writing stopped at +${
           stoppedAt - startedAt
         } ms, drained ${drainedAt - stoppedAt} ms later`,
-        `  heap used:        ${mb(heapBefore)} at start, ${mb(heapAfter)} after drain${gc === undefined ? " (no gc available)" : " (after gc)"}`,
+        `  heap used:        ${mb(heapBefore)} at start, ${mb(heapAfter)} after drain${
+          gc === undefined ? " (no gc available)" : " (after gc)"
+        }`,
         printFaults(faults)
       ])
       checkStream(stream, state, writes, stats)
@@ -511,7 +520,9 @@ describe("Sequent replays writes to Redis", () => {
         const badApplied = yield* badProgress.get
         const sizeOfBad = yield* Sequent.sizeOf(streams[bad]!)
         checkpoints.push(
-          `  ${fraction * 100}% of the 99 good keys' writes done at +${at} ms; bad key: ${badApplied} applied, ${sizeOfBad} waiting, ${
+          `  ${
+            fraction * 100
+          }% of the 99 good keys' writes done at +${at} ms; bad key: ${badApplied} applied, ${sizeOfBad} waiting, ${
             stats[bad]!.failedAttempts
           } failed attempts`
         )
@@ -532,7 +543,9 @@ describe("Sequent replays writes to Redis", () => {
       const healedAt = yield* now
       yield* badProgress.awaitAtLeast(1, "30 seconds")
       const recoveryMs = (yield* now) - healedAt
-      yield* Fiber.join(writer).pipe(Effect.timeoutFail({ duration: "120 seconds", onTimeout: () => new Error("writer hung") }))
+      yield* Fiber.join(writer).pipe(
+        Effect.timeoutFail({ duration: "120 seconds", onTimeout: () => new Error("writer hung") })
+      )
       const badDoneMs = (yield* now) - healedAt
 
       const states = yield* Effect.forEach(streams, (stream) => readStream(client, stream))
@@ -546,9 +559,9 @@ describe("Sequent replays writes to Redis", () => {
         ...checkpoints,
         `  good keys:        all ${goodTotal} writes done ${goodDoneMs} ms into the outage`,
         `  bad key:          ${failedDuringOutage} failed attempts during the outage; first write ${recoveryMs} ms after heal, all ${perKey} done ${badDoneMs} ms after heal`,
-        `  attempts:         ${total.attempts} for ${keys * perKey} writes (${total.failed} failed), duplicates refused ${
-          duplicates.reduce((a, b) => a + b, 0)
-        }`
+        `  attempts:         ${total.attempts} for ${
+          keys * perKey
+        } writes (${total.failed} failed), duplicates refused ${duplicates.reduce((a, b) => a + b, 0)}`
       ])
       states.forEach((state, k) => checkStream(streams[k]!, state, perKey, stats[k]!))
       assert.isAbove(failedDuringOutage, 10, "the bad key kept retrying during its outage")

@@ -65,7 +65,9 @@ export interface Control {
 }
 
 /** The control of the fault journal in context. */
-export class FaultControl extends Context.Tag("effect-sequent/test/FaultJournal/FaultControl")<FaultControl, Control>() {}
+export class FaultControl
+  extends Context.Tag("effect-sequent/test/FaultJournal/FaultControl")<FaultControl, Control>()
+{}
 
 interface Armed {
   readonly timing: Timing
@@ -100,7 +102,9 @@ export const make = (inner: Journal.Service): { readonly journal: Journal.Servic
   }
 
   const failure = (operation: Operation, fault: Armed): Effect.Effect<never, JournalError> => {
-    const message = `injected fault: ${operation} failed ${fault.timing === "before" ? "before reaching" : "after"} the journal`
+    const message = `injected fault: ${operation} failed ${
+      fault.timing === "before" ? "before reaching" : "after"
+    } the journal`
     return fault.kind === "error" ? Effect.fail(new JournalError({ reason: message })) : Effect.die(new Error(message))
   }
 

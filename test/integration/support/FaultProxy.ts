@@ -252,7 +252,7 @@ const listenOnce = (server: net.Server, port: number): Promise<number> =>
 // Re-listening right after a close can briefly see EADDRINUSE; a few bounded
 // attempts cover it.
 const listenWithRetry = async (server: net.Server, port: number): Promise<number> => {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1;; attempt++) {
     try {
       return await listenOnce(server, port)
     } catch (error) {
