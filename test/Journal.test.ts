@@ -5,12 +5,12 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { Journal, JournalLockedError } from "../src/Journal.js"
 import * as SqliteJournal from "../src/SqliteJournal.js"
 import { entry, journalAtomicity, journalConformance } from "./journalConformance.js"
+import { spawnSqliteHolder } from "./support.js"
 
 /** A fresh directory, removed with the scope. */
 const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.flatMap(
@@ -45,32 +45,6 @@ describe("memory", () => {
 
 const withJournal = <A, E>(filename: string, f: (journal: Journal.Service) => Effect.Effect<A, E>) =>
   Effect.flatMap(Journal, f).pipe(Effect.provide(SqliteJournal.layer({ filename })))
-
-const fixture = fileURLToPath(new URL("./fixtures/holdSqliteJournal.ts", import.meta.url))
-
-/** Runs the fixture holding `filename`; resolves once it has appended and says `ready`. */
-const spawnHolder = (filename: string): Effect.Effect<ChildProcess, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync(() =>
-      spawn(process.execPath, ["--import", "tsx", fixture, filename], { stdio: ["ignore", "pipe", "pipe"] })
-    ),
-    (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
-  ).pipe(
-    Effect.tap((child) =>
-      Effect.async<void, Error>((resume) => {
-        let stdout = ""
-        let stderr = ""
-        child.stdout!.on("data", (chunk) => {
-          stdout += String(chunk)
-          if (stdout.includes("ready")) resume(Effect.void)
-        })
-        child.stderr!.on("data", (chunk) => {
-          stderr += String(chunk)
-        })
-        child.once("exit", (code) => resume(Effect.fail(new Error(`holder exited with ${code}: ${stderr}`))))
-      })
-    )
-  )
 
 const awaitExit = (child: ChildProcess) =>
   Effect.async<NodeJS.Signals | number | null>((resume) => {
@@ -182,7 +156,7 @@ describe("sqlite", () => {
     () =>
       Effect.gen(function*() {
         const filename = join(yield* tempDir, "journal.db")
-        const child = yield* spawnHolder(filename)
+        const child = yield* spawnSqliteHolder(filename)
 
         const refused = yield* Effect.flip(withJournal(filename, (journal) => journal.pending))
         assert.strictEqual(refused._tag, "JournalLockedError")

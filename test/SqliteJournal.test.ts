@@ -12,13 +12,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { join, relative } from "node:path"
-import { fileURLToPath } from "node:url"
 import { Journal, JournalError, JournalLockedError } from "../src/Journal.js"
 import * as SqliteJournal from "../src/SqliteJournal.js"
 import { entry } from "./journalConformance.js"
+import { spawnSqliteHolder } from "./support.js"
 
 const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.flatMap(
   FileSystem.FileSystem,
@@ -110,7 +109,7 @@ describe("SQLite journal ownership, by file rather than by name", () => {
       const dir = yield* tempDir
       const filename = join(dir, "journal.db")
       fs.symlinkSync(filename, join(dir, "link.db"))
-      yield* spawnHolder(join(dir, "link.db"))
+      yield* spawnSqliteHolder(join(dir, "link.db"))
       const refused = yield* Effect.flip(withJournal(SqliteJournal.layer({ filename }), (journal) => journal.pending))
       assert.instanceOf(refused, JournalLockedError)
     }), 60_000)
@@ -156,29 +155,3 @@ describe("SQLite journal file names", () => {
       }
     }))
 })
-
-const fixture = fileURLToPath(new URL("./fixtures/holdSqliteJournal.ts", import.meta.url))
-
-/** Runs the fixture holding `filename`, until the scope closes; resolves once it says `ready`. */
-const spawnHolder = (filename: string): Effect.Effect<ChildProcess, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync(() =>
-      spawn(process.execPath, ["--import", "tsx", fixture, filename], { stdio: ["ignore", "pipe", "pipe"] })
-    ),
-    (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
-  ).pipe(
-    Effect.tap((child) =>
-      Effect.async<void, Error>((resume) => {
-        let stdout = ""
-        let stderr = ""
-        child.stdout!.on("data", (chunk) => {
-          stdout += String(chunk)
-          if (stdout.includes("ready")) resume(Effect.void)
-        })
-        child.stderr!.on("data", (chunk) => {
-          stderr += String(chunk)
-        })
-        child.once("exit", (code) => resume(Effect.fail(new Error(`holder exited with ${code}: ${stderr}`))))
-      })
-    )
-  )

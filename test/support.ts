@@ -10,9 +10,11 @@ import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
+import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 
 export interface LogEntry {
   readonly level: LogLevel.LogLevel["label"]
@@ -63,4 +65,33 @@ export const makeTempDir = (prefix: string): Effect.Effect<string, never, Scope.
   Effect.acquireRelease(
     Effect.sync(() => mkdtempSync(join(tmpdir(), prefix))),
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+  )
+
+const holderFixture = fileURLToPath(new URL("./fixtures/holdSqliteJournal.ts", import.meta.url))
+
+/**
+ * Runs `test/fixtures/holdSqliteJournal.ts` in a process of its own, holding the SQLite journal
+ * `filename` until the scope closes (it is then killed); resolves once it says `ready`.
+ */
+export const spawnSqliteHolder = (filename: string): Effect.Effect<ChildProcess, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn(process.execPath, ["--import", "tsx", holderFixture, filename], { stdio: ["ignore", "pipe", "pipe"] })
+    ),
+    (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+  ).pipe(
+    Effect.tap((child) =>
+      Effect.async<void, Error>((resume) => {
+        let stdout = ""
+        let stderr = ""
+        child.stdout!.on("data", (chunk) => {
+          stdout += String(chunk)
+          if (stdout.includes("ready")) resume(Effect.void)
+        })
+        child.stderr!.on("data", (chunk) => {
+          stderr += String(chunk)
+        })
+        child.once("exit", (code) => resume(Effect.fail(new Error(`holder exited with ${code}: ${stderr}`))))
+      })
+    )
   )

@@ -10,30 +10,18 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { randomUUID } from "node:crypto"
 import { Journal, JournalLockedError } from "../../src/Journal.js"
 import * as PgJournal from "../../src/PgJournal.js"
 import { entry, journalAtomicity, journalConformance } from "../journalConformance.js"
+import { makeRun, url } from "./support/PgTables.js"
 
-const url = Redacted.make(process.env["SEQUENT_PG_URL"] ?? "postgres://root@127.0.0.1:5432/test")
-const runPrefix = `sequent_t${randomUUID().replaceAll("-", "").slice(0, 10)}_`
-let tables = 0
-const freshPrefix = () => `${runPrefix}${tables++}_`
+const run = makeRun("t")
+const freshPrefix = run.fresh
 
 /** Every build is an empty journal in tables of its own. */
 const pgLayer = Layer.suspend(() => PgJournal.layer({ url, tablePrefix: freshPrefix() }))
 
-afterAll(() =>
-  Effect.gen(function*() {
-    const sql = yield* PgClient.PgClient
-    const rows = yield* sql<{ table_name: string }>`
-      SELECT table_name FROM information_schema.tables
-      WHERE table_schema = current_schema() AND starts_with(table_name, ${runPrefix})`
-    for (const row of rows) {
-      yield* sql`DROP TABLE IF EXISTS ${sql(row.table_name)}`
-    }
-  }).pipe(Effect.provide(PgClient.layer({ url })), Effect.runPromise)
-)
+afterAll(() => run.dropAll())
 
 describe("postgres", () => {
   journalConformance(pgLayer)

@@ -13,10 +13,8 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { randomUUID } from "node:crypto"
 import * as Durable from "../../src/Durable.js"
 import { DurableSequent } from "../../src/Durable.js"
 import { Journal, JournalError } from "../../src/Journal.js"
@@ -24,22 +22,13 @@ import * as PgJournal from "../../src/PgJournal.js"
 import { SequentInvalidTaskError } from "../../src/SequentError.js"
 import * as TaskKind from "../../src/TaskKind.js"
 import { entry } from "../journalConformance.js"
+import { makeRun, url } from "./support/PgTables.js"
 
-const url = Redacted.make(process.env["SEQUENT_PG_URL"] ?? "postgres://root@127.0.0.1:5432/test")
-const runPrefix = `sequent_f${randomUUID().replaceAll("-", "").slice(0, 10)}_`
-let tables = 0
-const freshPrefix = () => `${runPrefix}${tables++}_`
+const run = makeRun("f")
+const { runPrefix } = run
+const freshPrefix = run.fresh
 
-afterAll(() =>
-  Effect.gen(function*() {
-    const sql = yield* PgClient.PgClient
-    const rows = yield* sql<{ table_name: string }>`
-      SELECT table_name FROM information_schema.tables
-      WHERE table_schema = current_schema() AND starts_with(table_name, ${runPrefix})`
-    for (const row of rows) yield* sql`DROP TABLE IF EXISTS ${sql(row.table_name)} CASCADE`
-    yield* sql.unsafe(`DROP FUNCTION IF EXISTS ${runPrefix}fault() CASCADE`)
-  }).pipe(Effect.provide(PgClient.layer({ url })), Effect.runPromise)
-)
+afterAll(() => run.dropAll(["fault"]))
 
 class Write extends Schema.TaggedClass<Write>()("Write", { n: Schema.Number }) {}
 class Fail extends Schema.TaggedClass<Fail>()("Fail", { message: Schema.String }) {}
