@@ -1,5 +1,5 @@
 /**
- * Benchmark orchestrator: `npm run bench [-- --quick] [-- --only=<impl|scenario>[,...]] [-- --runs=N]`.
+ * Benchmark orchestrator: `npm run bench [-- --quick] [-- --only=<impl|scenario>[,...]] [-- --runs=N] [-- --micro]`.
  *
  * Compiles src/ and bench/ with tsc (tsconfig.bench.json, into .tmp/bench-js), then runs every
  * (scenario, implementation) pair in child processes
@@ -35,6 +35,7 @@ type Scenario = (typeof scenarios)[number]
 
 const args = parseArgs()
 const quick = args["quick"] === "true"
+const withMicro = args["micro"] === "true"
 const only = (args["only"] ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0)
 for (const name of only) {
   if (!(implNames as ReadonlyArray<string>).includes(name) && !(scenarios as ReadonlyArray<string>).includes(name)) {
@@ -51,7 +52,8 @@ const impls = implNames.filter((name) =>
   (onlyImpls.length === 0 || onlyImpls.includes(name)) && (name !== "sequent" || sequentAvailable)
 )
 const wanted = (s: Scenario) =>
-  onlyScenarios.length > 0 ? onlyScenarios.includes(s) : s !== "micro" || !quick // micro is skipped by --quick
+  // micro (mitata, about 40 s) runs with --micro (as `npm run bench:all` does) or --only=micro, never with --quick
+  onlyScenarios.length > 0 ? onlyScenarios.includes(s) : s !== "micro" || (withMicro && !quick)
 
 /** Sizes per scenario: the full suite and the --quick smoke. */
 const size = quick
