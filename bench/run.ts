@@ -1,16 +1,21 @@
 /**
- * Benchmark orchestrator: `npm run bench [-- --quick] [-- --only=<impl|scenario>[,...]] [-- --runs=N]`.
+ * Benchmark orchestrator: `npm run bench [-- --quick] [-- --only=<impl|scenario>[,...]] [-- --runs=N] [-- --micro]`.
  *
  * Compiles src/ and bench/ with tsc (tsconfig.bench.json, into .tmp/bench-js), then runs every
  * (scenario, implementation) pair in child processes
- * (`node --expose-gc .tmp/bench-js/bench/<scenario>.js --impl=<name> ...`): throughput and memory in
- * a fresh process per run, interleaving the implementations from run to run (memory children two at
- * a time); latency, producers and retry in one process per row that measures every run
- * (`--repeat`). Reads the `RESULT <json>` lines the children print; prints Markdown tables (min / median / max over runs) and the targets; writes the raw results to
+ * (`node --expose-gc .tmp/bench-js/bench/<scenario>.js --impl=<name> ...`): throughput, memory,
+ * user and eventloop in a fresh process per run, interleaving the implementations from run to run
+ * (memory children two at a time); latency, producers and retry in one process per row that
+ * measures every run (`--repeat`). Reads the `RESULT <json>` lines the children print; prints
+ * Markdown tables (min / median / max over runs) and the targets; writes the raw results to
  * .tmp/bench-results.json. A child whose correctness check fails (a task ran twice, out of order
  * or never) or that crashes makes the whole run exit non-zero, loudly.
  *
- * Scenarios: throughput, memory, latency, producers, retry (hand-timed loops) and micro (mitata).
+ * Scenarios: throughput, memory, latency (schedule-to-start, and Sequent's submit round trip),
+ * producers, retry (hand-timed loops), micro (mitata), user (bench/user.ts: as a user writes it,
+ * Sequent against p-queue) and eventloop (bench/eventloop.ts: a timer's gaps and the loop's delay
+ * during a burst). Sequent has two rows where its two paths differ: `sequent` (the static
+ * accessors in a provided program, the headline) and `sequent-service` (the service's methods).
  */
 import { spawn, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -25,11 +30,12 @@ import { median, parseArgs, type Spread, spread } from "./shared.js"
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const root = resolve(benchDir, "..")
 
-const scenarios = ["throughput", "memory", "latency", "producers", "retry", "micro"] as const
+const scenarios = ["throughput", "memory", "latency", "producers", "retry", "micro", "user", "eventloop"] as const
 type Scenario = (typeof scenarios)[number]
 
 const args = parseArgs()
 const quick = args["quick"] === "true"
+const withMicro = args["micro"] === "true"
 const only = (args["only"] ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0)
 for (const name of only) {
   if (!(implNames as ReadonlyArray<string>).includes(name) && !(scenarios as ReadonlyArray<string>).includes(name)) {
@@ -47,7 +53,9 @@ const sequentAvailable = existsSync(join(root, "src", "index.ts"))
 const impls = implNames.filter((name) =>
   (onlyImpls.length === 0 || onlyImpls.includes(name)) && (name !== "sequent" || sequentAvailable)
 )
-const wanted = (s: Scenario) => onlyScenarios.length > 0 ? onlyScenarios.includes(s) : s !== "micro" || !quick // micro is skipped by --quick
+const wanted = (s: Scenario) =>
+  // micro (mitata, about 40 s) runs with --micro (as `npm run bench:all` does) or --only=micro, never with --quick
+  onlyScenarios.length > 0 ? onlyScenarios.includes(s) : s !== "micro" || (withMicro && !quick)
 
 /** Sizes per scenario: the full suite and the --quick smoke. */
 const size = quick
@@ -59,7 +67,10 @@ const size = quick
     producers: 100,
     per: 1_000,
     kEffect: 2_000,
-    kPromise: 30
+    kPromise: 30,
+    userN: 30_000,
+    loopN: 100_000,
+    loopOthersN: 20_000
   }
   : {
     n: 1_000_000,
@@ -69,8 +80,27 @@ const size = quick
     producers: 100,
     per: 10_000,
     kEffect: 20_000,
-    kPromise: 300
+    kPromise: 300,
+    userN: 300_000,
+    loopN: 1_000_000,
+    loopOthersN: 200_000
   }
+
+/**
+ * Runs of the reference implementations (everything but Sequent) where they take most of the
+ * suite's time: their throughput is steady from run to run, and their memory figure does not
+ * vary at all. Sequent's rows get every run.
+ */
+const referenceRuns: Partial<Record<Scenario, number>> = { throughput: 3, memory: 1, eventloop: 1 }
+const isSequent = (impl: string) => impl === "sequent" || impl === "sequent-service"
+const runsOf = (scenario: Scenario, impl: string) =>
+  isSequent(impl)
+    ? (scenario === "eventloop" ? Math.min(runs, 3) : runs)
+    : Math.min(runs, referenceRuns[scenario] ?? runs)
+
+/** The event-loop scenario's rows: each task kind, and for Sequent the same build with the yielding off. */
+const loopTasks = ["trivial", "promise"] as const
+const loopRow = (impl: string, task: string, yielding: boolean) => `${impl} ${task}${yielding ? "" : ", yielding off"}`
 
 interface Job {
   readonly scenario: Scenario
@@ -93,9 +123,12 @@ const jobsFor = (scenario: Scenario, run: number): Array<Job> => {
   if (repeatedScenarios.includes(scenario) && run > 1) return out
   const repeat = repeatedScenarios.includes(scenario) ? [`--repeat=${runs}`] : []
   for (const impl of impls) {
+    if (run > runsOf(scenario, impl)) continue
     const job = (row: string, extra: ReadonlyArray<string>) =>
       out.push({ scenario, impl, row, run, args: [`--impl=${impl}`, ...extra, ...repeat] })
     const isEffect = impl === "effect-loop" || impl === "sequent"
+    // the service method's row is beside the accessor's where the two paths differ: throughput and latency
+    if (impl === "sequent-service" && scenario !== "throughput" && scenario !== "latency") continue
     switch (scenario) {
       case "throughput":
         job(impl, [`--n=${size.n}`])
@@ -105,6 +138,21 @@ const jobsFor = (scenario: Scenario, run: number): Array<Job> => {
         break
       case "latency":
         job(impl, [`--samples=${size.samples}`, `--warmup=${size.warmupSamples}`])
+        if (impl === "sequent") {
+          job("sequent submit", [`--samples=${size.samples}`, `--warmup=${size.warmupSamples}`, "--mode=submit"])
+        }
+        break
+      case "user":
+        if (impl === "sequent" || impl === "p-queue") job(impl, [`--n=${size.userN}`])
+        break
+      case "eventloop":
+        if (impl === "await-loop") break
+        for (const task of loopTasks) {
+          const n = impl === "sequent" ? size.loopN : size.loopOthersN
+          job(loopRow(impl, task, true), [`--task=${task}`, `--n=${n}`])
+          // the same build with the yielding off, in the same run, for its cost
+          if (impl === "sequent") job(loopRow(impl, task, false), [`--task=${task}`, `--n=${n}`, "--yield=off"])
+        }
         break
       case "producers":
         // the target concerns Sequent alone
@@ -291,7 +339,14 @@ const srcAtEnd = srcVersion()
 print(
   `- src: ${srcAtStart}${srcAtEnd === srcAtStart ? "" : `; **src/ changed during the run**, at the end: ${srcAtEnd}`}`
 )
-print(`- ${runs} run(s) per measurement, implementations interleaved; cells read min / **median** / max over runs`)
+print(
+  `- ${runs} run(s) per measurement (the reference implementations: ${
+    Object.entries(referenceRuns).map(([s, r]) => `${r} in ${s}`).join(", ")
+  }; Sequent: 3 in eventloop), implementations interleaved; cells read min / **median** / max over runs`
+)
+print(
+  `- rows: \`sequent\` schedules as the README writes it, \`yield* Sequent.schedule(task)\` in a program provided with the layer (the headline); \`sequent-service\` calls \`sequent.schedule(task)\` on the service taken from the built layer`
+)
 print(
   `- load average at start: ${loadAtStart}; at end: ${load()}; wall time ${
     ((Date.now() - started) / 1000).toFixed(0)
@@ -313,7 +368,7 @@ if (wanted("throughput")) {
       "tasks per CPU-s (median)",
       "CPU time vs p-queue"
     ],
-    impls.map((impl) => {
+    impls.filter((impl) => get("throughput", impl).length > 0).map((impl) => {
       const rs = get("throughput", impl)
       const ms = median(nums(rs, "ms"))
       const cpuMs = median(nums(rs, "cpuMs"))
@@ -342,7 +397,7 @@ if (wanted("memory")) {
   print()
   print(table(
     ["implementation", "bytes/task (min / median / max)", "total MB (median)"],
-    impls.map((impl) => {
+    impls.filter((impl) => get("memory", impl).length > 0).map((impl) => {
       const rs = get("memory", impl)
       return [impl, tri(spread(nums(rs, "bytesPerTask")), (x) => fmt(x, 1)), fmt(median(nums(rs, "bytes")) / 1e6, 1)]
     })
@@ -360,7 +415,7 @@ if (wanted("latency")) {
   print()
   print(table(
     ["implementation", "p50 (min / median / max)", "p99 (min / median / max)", "p99.9 (median)", "max (median)"],
-    impls.map((impl) => {
+    [...impls, "sequent submit"].filter((row) => get("latency", row).length > 0).map((impl) => {
       const rs = get("latency", impl)
       return [
         impl,
@@ -371,6 +426,9 @@ if (wanted("latency")) {
       ]
     })
   ))
+  print(
+    `\n\`sequent submit\`: the round trip instead, from just before \`yield* Sequent.submit(task)\` to its return with the task's outcome.`
+  )
   print()
 }
 
@@ -458,7 +516,7 @@ if (wanted("micro")) {
       "roundtrip: enqueue 1 + await it (avg / p50 / p99)",
       "retry path: 1 task, 3 failures (avg / p50 / p99)"
     ],
-    impls.map((impl) => {
+    impls.filter((impl) => get("micro", impl).length > 0).map((impl) => {
       const rs = get("micro", impl)
       const cell = (group: string) =>
         rs.length === 0 ? "–" : ["avg", "p50", "p99"].map((f) => fmt(nested(rs, group, f)[0]!, 0)).join(" / ")
@@ -467,6 +525,87 @@ if (wanted("micro")) {
   ))
   print(
     `\nroundtrip: 100 sequential awaited tasks per mitata iteration (Effect world: \`submit\` inside one runPromise); retry: 10 per iteration.`
+  )
+  print()
+}
+
+if (wanted("user")) {
+  const pqUser = median(nums(get("user", "p-queue"), "ms"))
+  print(
+    `### 7. As a user writes it: ${
+      size.userN.toLocaleString("en-US")
+    } tasks sharing one task value, a fresh process, no warm-up`
+  )
+  print()
+  print(table(
+    [
+      "implementation",
+      "tasks/s (min / median / max)",
+      "time ms (median)",
+      "time vs p-queue",
+      "tasks per CPU-s (median)"
+    ],
+    ["sequent", "p-queue"].filter((row) => get("user", row).length > 0).map((row) => {
+      const rs = get("user", row)
+      const ms = median(nums(rs, "ms"))
+      return [
+        row,
+        tri(spread(nums(rs, "tasksPerSec")), fmtRate),
+        fmtMs(ms),
+        `${fmt(ms / pqUser)}x`,
+        fmtRate(median(nums(rs, "tasksPerCpuSec")))
+      ]
+    })
+  ))
+  print(
+    `\nsequent: \`Effect.runPromise(program.pipe(Effect.provide(SequentLive)))\` where the program does \`yield* Sequent.schedule(task)\` for every task, then \`yield* Sequent.flush\`; p-queue: concurrency 1, \`queue.add(fn)\` with one shared async function, then \`await queue.onIdle()\`. The clock covers the layer's build (the queue's construction) too.`
+  )
+  print()
+}
+
+/** The event-loop rows that were measured, Sequent's first. */
+const loopRows = () =>
+  impls.flatMap((impl) => loopTasks.flatMap((task) => [loopRow(impl, task, true), loopRow(impl, task, false)]))
+    .filter((row) => get("eventloop", row).length > 0)
+if (wanted("eventloop")) {
+  print(
+    `### 8. The event loop during a burst: N tasks scheduled in a tight loop, then flush / idle; a 1 ms \`setInterval\` and \`monitorEventLoopDelay\` in the same process`
+  )
+  print()
+  print(table(
+    [
+      "row",
+      "N",
+      "runs",
+      "tasks/s (median)",
+      "vs yielding off",
+      "timer ticks (median)",
+      "gap p50 / p99 / max ms (median)",
+      "loop delay p99 / max ms (median)"
+    ],
+    loopRows().map((row) => {
+      const rs = get("eventloop", row)
+      const rate = median(nums(rs, "tasksPerSec"))
+      const off = row.startsWith("sequent ") && !row.endsWith("yielding off")
+        ? median(nums(get("eventloop", `${row}, yielding off`), "tasksPerSec"))
+        : NaN
+      return [
+        row,
+        (rs[0]?.["n"] as number | undefined)?.toLocaleString("en-US") ?? "–",
+        String(rs.length),
+        fmtRate(rate),
+        Number.isFinite(off) ? `${fmt(rate / off)}x` : "–",
+        fmt(median(nums(rs, "ticks")), 0),
+        [median(nums(rs, "gapP50Ms")), median(nums(rs, "gapP99Ms")), median(nums(rs, "gapMaxMs"))].map((x) => fmt(x, 1))
+          .join(" / "),
+        [median(nums(rs, "delayP99Ms")), median(nums(rs, "delayMaxMs"))].map((x) => fmt(x, 1)).join(" / ")
+      ]
+    })
+  ))
+  print(
+    `\nFrom the first schedule to the end of the drain. gap: between two ticks of the 1 ms timer (the last gap ends with the drain, so a timer that never fires shows the whole drain as one gap). promise: each task first awaits an already resolved promise. "yielding off": the same build with \`yieldToEventLoop: false\`, in the same run. The other implementations run ${
+      size.loopOthersN.toLocaleString("en-US")
+    } tasks: none of them lets the loop turn, so a longer burst would only be longer.`
   )
   print()
 }
@@ -490,14 +629,61 @@ if (impls.includes("sequent")) {
   const seqRetry = has("retry", "sequent") ? median(nums(get("retry", "sequent"), "usPerTask")) : NaN
   const seqRetryLogs = has("retry", "sequent +logs") ? median(nums(get("retry", "sequent +logs"), "usPerTask")) : NaN
   const check = (x: number, ok: (x: number) => boolean) => (Number.isFinite(x) ? ok(x) : undefined)
+  const median1 = (s: Scenario, row: string, field: string) => (has(s, row) ? median(nums(get(s, row), field)) : NaN)
+  const serviceTime = median1("throughput", "sequent-service", "ms")
+  const serviceRate = median1("throughput", "sequent-service", "tasksPerSec")
+  const serviceCpu = median1("throughput", "sequent-service", "cpuMs")
+  const serviceCpuRate = median1("throughput", "sequent-service", "tasksPerCpuSec")
+  const userRate = median1("user", "sequent", "tasksPerSec")
+  const userCpuRate = median1("user", "sequent", "tasksPerCpuSec")
+  const userRatio = median1("user", "sequent", "ms") / median1("user", "p-queue", "ms")
+  const userCpuRatio = median1("user", "sequent", "cpuMs") / median1("user", "p-queue", "cpuMs")
+  const submitP50 = median1("latency", "sequent submit", "p50")
+  const submitP99 = median1("latency", "sequent submit", "p99")
+  const loopTargets = loopTasks.flatMap((task) => {
+    const row = loopRow("sequent", task, true)
+    const maxGap = median1("eventloop", row, "gapMaxMs")
+    const p99Gap = median1("eventloop", row, "gapP99Ms")
+    const cost = median1("eventloop", row, "tasksPerSec") /
+      median1("eventloop", loopRow("sequent", task, false), "tasksPerSec")
+    const cpuCost = median1("eventloop", row, "tasksPerCpuSec") /
+      median1("eventloop", loopRow("sequent", task, false), "tasksPerCpuSec")
+    return [
+      [
+        `${task} tasks: 1 ms timer's longest gap ≤ 25 ms`,
+        `${fmt(maxGap, 1)} ms`,
+        verdict(check(maxGap, (x) => x <= 25)),
+        "–"
+      ],
+      [`${task} tasks: its p99 gap ≤ 10 ms`, `${fmt(p99Gap, 1)} ms`, verdict(check(p99Gap, (x) => x <= 10)), "–"],
+      [
+        `${task} tasks: throughput ≥ 0.9x yielding off`,
+        `${fmt(cost)}x`,
+        verdict(check(cost, (x) => x >= 0.9)),
+        `${fmt(cpuCost)}x tasks/CPU-s`
+      ]
+    ]
+  })
   print(`### Targets (Sequent, medians)`)
   print()
   print(table(["target", "measured", "verdict", "on CPU time instead"], [
     [
-      "throughput ≥ 1M tasks/s",
+      "throughput ≥ 1M tasks/s (accessor, the headline)",
       `${fmtRate(seqRate)} tasks/s`,
       verdict(check(seqRate, (x) => x >= 1e6)),
       `${fmtRate(seqCpuRate)} tasks/CPU-s`
+    ],
+    [
+      "… through the service method",
+      `${fmtRate(serviceRate)} tasks/s`,
+      verdict(check(serviceRate, (x) => x >= 1e6)),
+      `${fmtRate(serviceCpuRate)} tasks/CPU-s`
+    ],
+    [
+      "accessor within 1.1x of the service method's time",
+      `${fmt(seqTime / serviceTime)}x`,
+      verdict(check(seqTime / serviceTime, (x) => x <= 1.1)),
+      `${fmt(seqCpu / serviceCpu)}x`
     ],
     [
       "time ≤ 0.2x p-queue",
@@ -505,9 +691,33 @@ if (impls.includes("sequent")) {
       verdict(check(seqTime / pqThroughput, (x) => x <= 0.2)),
       `${fmt(seqCpu / pqThroughputCpu)}x`
     ],
+    [
+      `as a user writes it (${size.userN.toLocaleString("en-US")} tasks): ≥ 1M tasks/s`,
+      `${fmtRate(userRate)} tasks/s`,
+      verdict(check(userRate, (x) => x >= 1e6)),
+      `${fmtRate(userCpuRate)} tasks/CPU-s`
+    ],
+    [
+      "… and ≤ 0.2x p-queue's time",
+      `${fmt(userRatio)}x`,
+      verdict(check(userRatio, (x) => x <= 0.2)),
+      `${fmt(userCpuRatio)}x`
+    ],
     ["memory ≤ 64 B/task", `${fmt(seqMem, 1)} B`, verdict(check(seqMem, (x) => x <= 64)), "–"],
     ["idle latency p50 ≤ 3 µs", `${fmt(seqP50)} µs`, verdict(check(seqP50, (x) => x <= 3)), "–"],
     ["idle latency p99 ≤ 30 µs", `${fmt(seqP99)} µs`, verdict(check(seqP99, (x) => x <= 30)), "–"],
+    [
+      "submit round trip ≤ 2x schedule-to-start (p50)",
+      `${fmt(submitP50)} µs (${fmt(submitP50 / seqP50)}x)`,
+      verdict(check(submitP50 / seqP50, (x) => x <= 2)),
+      "–"
+    ],
+    [
+      "… (p99)",
+      `${fmt(submitP99)} µs (${fmt(submitP99 / seqP99)}x)`,
+      verdict(check(submitP99 / seqP99, (x) => x <= 2)),
+      "–"
+    ],
     [
       `${size.producers} producers ≤ 1.5x one producer`,
       `${fmt(many / one)}x`,
@@ -525,7 +735,8 @@ if (impls.includes("sequent")) {
       `${fmt(seqRetryLogs)} µs (${fmt(seqRetryLogs / pRetryPerTask, 4)}x)`,
       verdict(check(seqRetryLogs / pRetryPerTask, (x) => x <= 1)),
       "–"
-    ]
+    ],
+    ...loopTargets
   ]))
   print()
 } else if (!sequentAvailable) {
