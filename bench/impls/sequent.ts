@@ -7,9 +7,19 @@ import { Context, Effect, Layer } from "effect"
 import { Sequent, SequentLive } from "../../src/index.js"
 import type { EffectExecutor, Impl, RetryPolicy } from "./types.js"
 
+/**
+ * `BENCH_YIELD=off` in the environment builds every Sequent with `yieldToEventLoop: false`: for
+ * telling the cost of the event-loop turns from the rest (a build without the option ignores it).
+ */
+const yieldingOff = process.env["BENCH_YIELD"] === "off"
+
 /** The layer a scenario asks for. */
 export const layerFor = (retry?: RetryPolicy): Layer.Layer<Sequent> =>
-  retry === undefined ? SequentLive : Sequent.layer({ retry })
+  yieldingOff
+    ? Sequent.layer({ yieldToEventLoop: false, ...(retry === undefined ? {} : { retry }) })
+    : retry === undefined
+    ? SequentLive
+    : Sequent.layer({ retry })
 
 const make = (retry?: RetryPolicy) =>
   Effect.map(Layer.build(layerFor(retry)), (context): EffectExecutor => ({

@@ -506,25 +506,23 @@ export class Executor<Entry, E> implements Intake {
     const { job, lane } = worker
     const span = lane.span
     lane.shift()
-    const now = this.finish(job, lane, span, Exit.succeed(worker.value), SUCCEEDED)
+    const now = this.finish(job, lane, span, SUCCEEDED, worker.value)
     worker.value = undefined
     return this.next(worker, lane, now)
   }
 
   /**
    * Ends a job that has left its lane: settles its waiter, counts it out, and
-   * reports it. Returns the time the observer read.
+   * reports it. `outcome` is the value a job that succeeded returned, else the
+   * cause it ended with; the `Exit` is built only for a waiter, since most
+   * tasks have none. Returns the time the observer read.
    */
-  private finish(
-    job: Job,
-    lane: Lane,
-    span: Tracer.Span | undefined,
-    exit: Exit.Exit<unknown, unknown>,
-    end: End
-  ): number {
-    if (job.waiter !== undefined) job.waiter.done(exit)
+  private finish(job: Job, lane: Lane, span: Tracer.Span | undefined, end: End, outcome: unknown): number {
+    if (job.waiter !== undefined) {
+      job.waiter.done(end === SUCCEEDED ? Exit.succeed(outcome) : Exit.failCause(outcome as Cause.Cause<unknown>))
+    }
     this.finished()
-    return this.observer.ended(end, job, lane, exit, this.count, span)
+    return this.observer.ended(end, job, lane, outcome, this.count, span)
   }
 
   /**
@@ -634,7 +632,7 @@ export class Executor<Entry, E> implements Intake {
     const span = lane.span
     lane.shift()
     if (this.config.onGiveUp === "halt") lane.halted = true
-    this.finish(job, lane, span, Exit.failCause(cause), GAVE_UP)
+    this.finish(job, lane, span, GAVE_UP, cause)
     worker.cause = Cause.empty
     return this.next(worker, lane)
   }
@@ -763,8 +761,8 @@ export class Executor<Entry, E> implements Intake {
       const span = lane.span
       lane.drain().forEach((job, index) => {
         dropped++
-        const exit = Exit.fail(new SequentStoppedError({ attempts: job.attempts }))
-        this.finish(job, lane, index === 0 ? span : undefined, exit, DROPPED)
+        const cause = Cause.fail(new SequentStoppedError({ attempts: job.attempts }))
+        this.finish(job, lane, index === 0 ? span : undefined, DROPPED, cause)
       })
     }
     // what is still counted is in a store write, and fails when it arrives

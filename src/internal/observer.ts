@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import * as Cause from "effect/Cause"
+import type * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -184,13 +184,14 @@ export class Observer {
     end: End,
     job: Job,
     lane: Lane,
-    exit: Exit.Exit<unknown, unknown>,
+    /** The value of a task that succeeded, else the cause it ended with. */
+    outcome: unknown,
     size: number,
     span: Tracer.Span | undefined
   ): number {
     if (end === "succeeded") return this.succeeded(job, lane, size, span)
     if (end === "dropped") return this.dropped(job, lane, span)
-    return this.gaveUp(job, lane, Exit.isFailure(exit) ? exit.cause : Cause.empty, size, span)
+    return this.gaveUp(job, lane, outcome as Cause.Cause<unknown>, size, span)
   }
 
   private succeeded(job: Job, lane: Lane, size: number, span: Tracer.Span | undefined): number {
