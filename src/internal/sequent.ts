@@ -122,18 +122,16 @@ const offerIn = <Entry, E>(
 }
 
 /**
- * Offers `task` with the caller's context (taken now), under the policy its
- * options give it.
+ * The in-memory `schedule`: offers `task` with the caller's context (taken
+ * now), under the policy its options give it.
  */
-export const offer = <Entry, E>(
-  executor: Executor<Entry, E>,
+const schedule = (
+  executor: Executor<void, never>,
   task: Effect.Effect<unknown, unknown, unknown>,
-  options: TaskOptions<any> | undefined,
-  waiter: Waiter | undefined,
-  entry: Entry
-): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError | E> =>
+  options: TaskOptions<any> | undefined
+): Effect.Effect<void, SequentClosedError | SequentFullError | SequentOptionError> =>
   Effect.withFiberRuntime((fiber) =>
-    offerIn(executor, task, options, waiter, entry, fiber.currentContext as Context.Context<unknown>)
+    offerIn(executor, task, options, undefined, undefined, fiber.currentContext as Context.Context<unknown>)
   )
 
 /** `submit` once it has the caller's context: offers the task with a waiter, then waits. */
@@ -221,7 +219,7 @@ export const make = <R = never>(
   Effect.map(makeExecutor(options, Store.memory), (executor): Sequent.Service => ({
     ...control(executor),
     schedule: mark(
-      (task, options) => offer(executor, task, options, undefined, undefined) as Effect.Effect<void, never>,
+      (task, options) => schedule(executor, task, options) as Effect.Effect<void, never>,
       executor
     ),
     submit: mark(
