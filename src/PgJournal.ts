@@ -212,6 +212,20 @@ const invalidSharing = (config: shared.SharingConfig): string | undefined =>
     ? "heartbeat must be positive, and hungAfter longer than heartbeat"
     : undefined
 
+/** Migrates the tables and prepares them for sharing; the caller holds the migration lock. */
+const prepareShared = (
+  run: shared.Run,
+  sql: SqlClient.SqlClient,
+  tablePrefix: string,
+  config: shared.SharingConfig
+) =>
+  Effect.gen(function*() {
+    const journal = yield* internal.make({ tablePrefix }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+    const statements = yield* shared.statements(run, tablePrefix, config)
+    yield* shared.prepare(run, statements)
+    return { journal, statements }
+  })
+
 /**
  * The shared journal: the mode lock (shared) on a connection held for the
  * layer's life, then the tables migrated and prepared under the migration
@@ -227,16 +241,21 @@ const makeShared = (tablePrefix: string, options: SharingOptions) =>
     const connection = yield* sql.reserve
     const run: shared.Run = <A extends object>(text: string, params: ReadonlyArray<unknown>) =>
       connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<A>, SqlError>
-    yield* run(migrationLock("lock"), [lockNamespace + 1, tablePrefix])
-    const rows = yield* run<{ readonly locked: boolean }>(`SELECT ${modeLock} AS locked`, [lockNamespace, tablePrefix])
-    if (rows[0]?.locked !== true) {
-      yield* run(migrationLock("unlock"), [lockNamespace + 1, tablePrefix])
+    const held = yield* run<{ readonly locked: boolean }>(`SELECT ${modeLock} AS locked`, [lockNamespace, tablePrefix])
+    if (held[0]?.locked !== true) {
       return yield* new JournalLockedError({ resource: `PostgreSQL tables ${tablePrefix}* (held by a single owner)` })
     }
-    const journal = yield* internal.make({ tablePrefix }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
-    const statements = yield* shared.statements(run, tablePrefix, config)
-    yield* shared.prepare(run, statements)
-    yield* run(migrationLock("unlock"), [lockNamespace + 1, tablePrefix])
+    // the reserved connection goes back to the pool after this finalizer, so the lock must not outlive the scope on it
+    yield* Effect.addFinalizer(() =>
+      Effect.ignore(run(`SELECT pg_advisory_unlock_shared($1, ${lockKey})`, [lockNamespace, tablePrefix]))
+    )
+    const { journal, statements } = yield* Effect.ensuring(
+      Effect.zipRight(
+        run(migrationLock("lock"), [lockNamespace + 1, tablePrefix]),
+        prepareShared(run, sql, tablePrefix, config)
+      ),
+      Effect.ignore(run(migrationLock("unlock"), [lockNamespace + 1, tablePrefix]))
+    )
     const sharedJournal: Journal.Service = {
       ...journal,
       append: shared.append(sql, statements),

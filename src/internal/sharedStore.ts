@@ -93,13 +93,45 @@ class Shares {
   readonly waiters = new Map<string, Pending>()
   /** Statements on the client's pool: reads and appends, which need no fence. */
   readonly pool: Pg.Run
+  /** When the last look at the shards succeeded (the heartbeat is at most `heartbeat` older). */
+  lastLook = 0
 
   constructor(
     readonly sharing: Pg.Sharing,
     readonly fiberId: FiberId.FiberId,
-    readonly wakeFetch: () => void
+    readonly clock: Clock.Clock,
+    readonly wakeFetch: () => void,
+    /** Open while the last look is recent; closed by whoever finds it stale, opened by the next look. */
+    readonly fresh: Effect.Latch,
+    readonly wakeShards: () => void
   ) {
     this.pool = (text, params) => sharing.sql.unsafe(text, params)
+  }
+
+  /**
+   * Whether this instance can trust that it still owns its shards: its last
+   * look is younger than half of `hungAfter`. After a pause (SIGSTOP, a
+   * frozen VM) the clock has moved on and it is not, so nothing new starts
+   * before a look has checked the lock session; the others may have ended
+   * it meanwhile.
+   */
+  isFresh(): boolean {
+    return this.clock.unsafeCurrentTimeMillis() - this.lastLook < this.config.hungAfter / 2
+  }
+
+  /** Waits until a look has confirmed the session, when the last one is too old. */
+  readonly confirmed: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.isFresh()) return Effect.void
+    this.fresh.unsafeClose()
+    this.wakeShards()
+    return this.fresh.await
+  })
+
+  looked(): void {
+    const wasFresh = this.isFresh()
+    this.lastLook = this.clock.unsafeCurrentTimeMillis()
+    this.fresh.unsafeOpen()
+    if (!wasFresh) this.wakeFetch()
   }
 
   get config() {
@@ -157,10 +189,11 @@ class Shares {
   /** The task of a record, stopped when its epoch ends; the epoch counts it while it runs. */
   guarded(epoch: Epoch, task: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
     const lost = Effect.zipRight(Deferred.await(epoch.lost), Effect.fail(moved))
+    const confirmedTask = Effect.zipRight(this.confirmed, task)
     return Effect.suspend(() => {
       epoch.running++
       return Effect.ensuring(
-        Effect.raceFirst(task, lost),
+        Effect.raceFirst(confirmedTask, lost),
         Effect.sync(() => {
           epoch.running--
           if (!epoch.alive && epoch.running === 0) this.wakeFetch()
@@ -234,8 +267,7 @@ const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: 
         rank.get(a)! - rank.get(b)!
       ), holding ? "hold" : "share")
     for (const hung of plan.terminate) {
-      yield* Effect.logWarning(`Sequent: instance ${hung.id} missed its heartbeats, ending its session`)
-      yield* Pg.terminate(run, s, hung)
+      yield* endHung(run, s, hung)
     }
     if (plan.forget.length > 0) {
       yield* Pg.forget(run, s, plan.forget)
@@ -255,7 +287,21 @@ const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: 
         shares.wakeFetch()
       }
     }
+    shares.looked()
   })
+
+/**
+ * Ends the session of an instance that missed its heartbeats. Without the
+ * privilege to (a superuser, the same role, or `pg_signal_backend`), the
+ * statement fails on a session that is fine: it is logged, and the hung
+ * instance's shards stay where they are until it dies or comes back.
+ */
+const endHung = (run: Pg.Run, s: Pg.Statements, hung: { readonly id: string; readonly pid: number }) =>
+  Effect.zipRight(
+    Effect.logWarning(`Sequent: instance ${hung.id} missed its heartbeats, ending its session`),
+    Effect.catchAll(Pg.terminate(run, s, hung), (error) =>
+      Effect.logWarning(`Sequent: could not end the session of instance ${hung.id}`, error))
+  )
 
 /** Reads the halted lanes for the epochs that have not read them, and halts those of their shards. */
 const readHalts = (shares: Shares, epochs: ReadonlyArray<Epoch>) =>
@@ -310,7 +356,7 @@ const hold = (shares: Shares, tasks: Tasks, clock: Clock.Clock, epoch: Epoch, re
  */
 const fetchAll = (shares: Shares, tasks: Tasks, clock: Clock.Clock): Effect.Effect<void, SqlError> =>
   Effect.gen(function*() {
-    if (!shares.active || !shares.intake.accepting) return
+    if (!shares.active || !shares.intake.accepting || !shares.isFresh()) return
     const epochs = shares.readable()
     if (epochs.length === 0) return
     yield* readHalts(shares, epochs)
@@ -434,7 +480,7 @@ const fencing = (shares: Shares, permit: <A, E>(effect: Effect.Effect<A, E>) => 
     const owned = jobs.filter((job) => shares.owns(job))
     if (owned.length === 0 || session === undefined) return Effect.void
     // the session may be gone, and its locks with it: stop counting any shard as ours
-    return Effect.asVoid(Effect.tapError(write(session.run, owned), () => Effect.sync(() => shares.loseAll())))
+    return Effect.asVoid(Effect.tapError(write(session.run, owned), () => closeSession(shares.loseAll())))
   }))
 
 /** Hands every shard back on a clean shutdown, forgets this instance's heartbeat, and ends the session. */
@@ -505,14 +551,21 @@ export const make = (
   Effect.gen(function*() {
     const fetchLatch = yield* Effect.makeLatch(false)
     const shardLatch = yield* Effect.makeLatch(false)
-    const shares = new Shares(sharing, yield* Effect.fiberId, () => fetchLatch.unsafeOpen())
+    const shares = new Shares(
+      sharing,
+      yield* Effect.fiberId,
+      clock,
+      () => fetchLatch.unsafeOpen(),
+      yield* Effect.makeLatch(false),
+      () => shardLatch.unsafeOpen()
+    )
     const instance = yield* instanceId
     const permit = (yield* Effect.makeSemaphore(1)).withPermits(1)
     // added first, so it runs last: after the executor has flushed and the loops have stopped
     yield* Effect.addFinalizer(() => permit(shutdown(shares, instance)))
     yield* Effect.forkScoped(shardLoop(shares, instance, clock, permit, shardLatch))
     yield* Effect.forkScoped(fetchLoop(shares, tasks, clock, fetchLatch))
-    yield* Effect.forkScoped(follow(shares, () => shardLatch.unsafeOpen()))
+    yield* Effect.forkScoped(follow(shares, shares.wakeShards))
     const fenced = fencing(shares, permit)
     const s = sharing.statements
     const append = yield* makeBatcher(appendBatch(shares))

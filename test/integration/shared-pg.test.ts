@@ -301,6 +301,32 @@ describe("shared PostgreSQL journal, worker processes", () => {
       })
     ))
 
+  it.scopedLive("a clean shutdown (SIGTERM) finishes what it holds, then hands its shards over at once: nothing runs twice", () =>
+    scenario((prefix) =>
+      Effect.gen(function*() {
+        const t = yield* tables(prefix)
+        const lanes = lanesOf(24)
+        const a = yield* startWorker(prefix, "a")
+        yield* t.logCompletions
+        yield* startWorker(prefix, "b")
+        yield* eventually("two owners", Effect.map(t.owners, (o) => o.size === 2 && sum(o) === SHARDS))
+        yield* produce(lanes, 0, 40)
+        yield* eventually("a third of the runs", Effect.map(t.runCount, (c) => c >= 24 * 12))
+        const stoppedAt = yield* t.now
+        a.child.kill("SIGTERM")
+        yield* eventually("one owner of every shard", Effect.map(t.owners, (o) => o.size === 1 && sum(o) === SHARDS))
+        const takenAt = yield* t.now
+        yield* awaitExit(a.child)
+        yield* produce(lanes, 40, 60)
+        yield* eventually("every task run", Effect.map(t.pending, (c) => c === 0))
+        const duplicates = check(yield* t.runs, lanes, 60, 0)
+        console.log(`SIGTERM: shards owned by the other ${Math.round(takenAt - stoppedAt)} ms after the signal`)
+        assert.strictEqual(duplicates, 0)
+        // it flushes what it holds (for at most its 2 s grace period), then hands over without a timeout
+        assert.isBelow(takenAt - stoppedAt, 2_000 + 1_000)
+      })
+    ))
+
   it.scopedLive("three workers, one frozen past hungAfter: the others take its shards, and after SIGCONT it commits nothing for them", () =>
     scenario((prefix) =>
       Effect.gen(function*() {
