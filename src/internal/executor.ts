@@ -318,8 +318,8 @@ export class Executor<Entry, E> implements Intake {
    * Lets go of the lane of `key`, which another instance now runs (a shared
    * journal moved it). A new lane takes its key at once, so that tasks the
    * store hands over later never join the old one; the old lane's jobs are
-   * dropped now, or, while a worker runs its head (or it waits in the ready
-   * list), as soon as that attempt ends (or a worker takes it). Its waiters
+   * dropped now, or, while a worker runs its head, as soon as that attempt
+   * ends. Its waiters
    * get `SequentStoppedError`: the task stays in the journal.
    */
   evict(key: string | undefined): void {
@@ -330,7 +330,22 @@ export class Executor<Entry, E> implements Intake {
       this.defaultLane.paused = lane.paused
     } else this.lanes.delete(key)
     lane.evicted = true
-    if (lane.state !== RUNNING && lane.state !== READY) this.dropLane(lane)
+    if (lane.state === RUNNING) return
+    if (lane.state === READY) this.unlinkReady(lane)
+    this.dropLane(lane)
+  }
+
+  /** Takes a lane out of the ready list (a walk of the list: evictions are rare). */
+  private unlinkReady(lane: Lane): void {
+    let previous: Lane | undefined = undefined
+    for (let at = this.readyHead; at !== undefined; previous = at, at = at.next) {
+      if (at !== lane) continue
+      if (previous === undefined) this.readyHead = lane.next
+      else previous.next = lane.next
+      if (this.readyTail === lane) this.readyTail = previous
+      lane.next = undefined
+      return
+    }
   }
 
   /** Drops every job of an evicted lane: each finishes with `SequentStoppedError`. */

@@ -498,6 +498,39 @@ const shutdown = (shares: Shares, instance: string) =>
     )
   })
 
+/** The steps of a task the executor has the store write: fenced, each retried until it is written or dropped. */
+const taskSteps = (
+  shares: Shares,
+  fenced: ReturnType<typeof fencing>,
+  clock: Clock.Clock
+): Effect.Effect<Pick<JournalStore, "attemptFailed" | "complete" | "giveUp">, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const s = shares.sharing.statements
+    const complete = yield* makeBatcher((jobs: ReadonlyArray<Job>) =>
+      Effect.as(
+        fenced(jobs, (run, owned) => Pg.complete(run, s, owned.map((job) => job.seq))),
+        jobs.map(() => undefined)
+      )
+    )
+    const finished = (job: Job) => Effect.sync(() => shares.finished(job))
+    return {
+      attemptFailed: (job) =>
+        persist("attempt", fenced([job], (run) => Pg.attemptFailed(run, s, job.seq, job.attempts))),
+      complete: (job) => Effect.zipRight(persist("complete", complete(job)), finished(job)),
+      giveUp: (job, cause, halt) =>
+        persist(
+          "dead letter",
+          fenced([job], (run) =>
+            Pg.deadLetter(run, s, {
+              seq: job.seq,
+              attempts: job.attempts,
+              reason: Cause.pretty(cause),
+              failedAt: clock.unsafeCurrentTimeMillis()
+            }, halt))
+        ).pipe(Effect.zipRight(finished(job)))
+    }
+  })
+
 /** The loop that looks at the shards every `poll`, or when woken. A failed look loses every shard. */
 const shardLoop = (
   shares: Shares,
@@ -566,36 +599,14 @@ export const make = (
     yield* Effect.forkScoped(shardLoop(shares, instance, clock, permit, shardLatch))
     yield* Effect.forkScoped(fetchLoop(shares, tasks, clock, fetchLatch))
     yield* Effect.forkScoped(follow(shares, shares.wakeShards))
-    const fenced = fencing(shares, permit)
-    const s = sharing.statements
     const append = yield* makeBatcher(appendBatch(shares))
-    const complete = yield* makeBatcher((jobs: ReadonlyArray<Job>) =>
-      Effect.as(
-        fenced(jobs, (run, owned) => Pg.complete(run, s, owned.map((job) => job.seq))),
-        jobs.map(() => undefined)
-      )
-    )
-    const finished = (job: Job) => Effect.sync(() => shares.finished(job))
     const store: JournalStore = {
       accept: (intake) => {
         shares.intake = intake
         return (_key, task, context, policy, waiter, entry) =>
           Effect.flatten(append({ entry, waiter, job: intake.job(task, context, policy, undefined) }))
       },
-      attemptFailed: (job) =>
-        persist("attempt", fenced([job], (run) => Pg.attemptFailed(run, s, job.seq, job.attempts))),
-      complete: (job) => Effect.zipRight(persist("complete", complete(job)), finished(job)),
-      giveUp: (job, cause, halt) =>
-        persist(
-          "dead letter",
-          fenced([job], (run) =>
-            Pg.deadLetter(run, s, {
-              seq: job.seq,
-              attempts: job.attempts,
-              reason: Cause.pretty(cause),
-              failedAt: clock.unsafeCurrentTimeMillis()
-            }, halt))
-        ).pipe(Effect.zipRight(finished(job))),
+      ...(yield* taskSteps(shares, fencing(shares, permit), clock)),
       restore: Effect.sync(() => {
         shares.active = true
         shardLatch.unsafeOpen()
