@@ -149,9 +149,17 @@ const transaction = <A, E>(sql: SqlClient.SqlClient, body: (run: Run) => Effect.
   )
 
 /**
+ * Append locks are striped: a shard takes the lock `shard % appendStripes`,
+ * so a transaction holds at most this many, however many shards there are
+ * (each advisory lock takes a slot of the server's shared lock table, sized
+ * by `max_locks_per_transaction`).
+ */
+const appendStripes = 64
+
+/**
  * Takes the append locks of `shards` for the rest of the transaction, in
  * ascending order (`unnest` yields an array in its order, and the locks are
- * taken row by row).
+ * taken row by row), so two appends never wait for each other in a cycle.
  *
  * Why: a `seq` is taken when the row is inserted, not when it commits, so two
  * appends to one lane could commit in the other order than their seqs, and an
@@ -159,11 +167,14 @@ const transaction = <A, E>(sql: SqlClient.SqlClient, body: (run: Run) => Effect.
  * visible. Under the shard's transaction lock, an append takes its seqs only
  * after every earlier append of the shard has committed (or rolled back):
  * per shard, seq order is commit order, and an owner that has read up to a
- * seq has seen every record of the shard below it that will ever commit. One
- * lock per shard (not per lane) keeps the number of locks a batch takes small.
+ * seq has seen every record of the shard below it that will ever commit.
+ * Locking shards (striped), not lanes, keeps the number of locks a batch
+ * takes small.
  */
-const lockShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
-  run(`SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, [s.appendKey, shards])
+const lockShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) => {
+  const stripes = Array.from(new Set(shards.map((shard) => shard % appendStripes))).sort((a, b) => a - b)
+  return run(`SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, [s.appendKey, stripes])
+}
 
 /** Inserts the entries whose id is neither pending nor dead, numbering them in input order. */
 const insertShared = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntry>) =>
@@ -197,9 +208,12 @@ export const storedSeqs = (run: Run, s: Statements, ids: ReadonlyArray<string>) 
 const shardsOf = (s: Statements, lanes: ReadonlyArray<string>) =>
   Array.from(new Set(lanes.map((lane) => shardOf(lane, s.config.shards)))).sort((a, b) => a - b)
 
+/** A NOTIFY payload must stay under 8000 bytes: past this many shards, the payload wakes every owner. */
+const notifyAtMost = 256
+
 /** Wakes the owners of `shards` once the transaction commits. */
 const notifyShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
-  run(`SELECT pg_notify($1, $2)`, [s.channel, shards.join(",")])
+  run(`SELECT pg_notify($1, $2)`, [s.channel, shards.length > notifyAtMost ? "*" : shards.join(",")])
 
 const appendChunk = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntry>) =>
   Effect.gen(function*() {

@@ -388,6 +388,7 @@ const follow = (shares: Shares, wakeShards: () => void) =>
         Stream.runForEach((payload) =>
           Effect.sync(() => {
             if (payload === "free") return wakeShards()
+            if (payload === "*") return shares.wakeFetch()
             if (payload.split(",").some((shard) => shares.owned.has(Number(shard)))) shares.wakeFetch()
           })
         ),
