@@ -15,6 +15,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
@@ -279,20 +280,29 @@ describe("shared PostgreSQL journal, worker processes", () => {
       Effect.gen(function*() {
         const t = yield* tables(prefix)
         const lanes = lanesOf(24)
-        const perLane = 400
         yield* startWorker(prefix, "a")
         yield* t.logCompletions
         yield* eventually("one owner", Effect.map(t.owners, (o) => o.size === 1 && sum(o) === SHARDS))
-        yield* produce(lanes, 0, perLane)
+        // appends go on, one task per lane every few milliseconds, until the new worker has its share
+        const stream = { next: 0, stop: false }
+        const producer = yield* Effect.fork(
+          Effect.suspend(() => produce(lanes, stream.next, stream.next + 1)).pipe(
+            Effect.tap(() => Effect.sync(() => stream.next++)),
+            Effect.zipRight(Effect.sleep(Duration.millis(5))),
+            Effect.repeat({ until: () => stream.stop })
+          )
+        )
         yield* eventually("some runs", Effect.map(t.runCount, (c) => c >= 24 * 20))
         yield* startWorker(prefix, "b")
         const readyAt = yield* t.now
-        const runsAtReady = yield* t.runCount
         yield* eventually("two owners with a fair share", Effect.map(t.owners, (o) => o.size === 2 && fair(o, 2)))
         const sharedAt = yield* t.now
-        assert.isBelow(runsAtReady, 24 * perLane, "the stream was over before the worker joined")
+        const joinedAt = stream.next
+        yield* eventually("20 more appends per lane", Effect.sync(() => stream.next >= joinedAt + 20))
+        stream.stop = true
+        yield* Fiber.join(producer)
         yield* eventually("every task run", Effect.map(t.pending, (c) => c === 0))
-        const duplicates = check(yield* t.runs, lanes, perLane, 1)
+        const duplicates = check(yield* t.runs, lanes, stream.next, 1)
         console.log(
           `worker added: fair share ${
             Math.round(sharedAt - readyAt)
