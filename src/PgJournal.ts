@@ -39,7 +39,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as shared from "./internal/pgShared.js"
 import * as SharedStore from "./internal/sharedStore.js"
-import { withSharing } from "./internal/sharing.js"
+import { type LaneView as InternalLaneView, sharingOf, withSharing } from "./internal/sharing.js"
 import * as internal from "./internal/sqlJournal.js"
 import { Journal, JournalError, JournalLockedError } from "./Journal.js"
 
@@ -166,6 +166,36 @@ export const layerFromClient = (
   options?: MakeOptions | undefined
 ): Layer.Layer<Journal, JournalError | JournalLockedError, SqlClient.SqlClient> => Layer.scoped(Journal, make(options))
 
+/**
+ * One lane of a shared journal, as an operator sees it: its shard, its
+ * pending tasks, the task at its head and the attempts that task has failed
+ * so far, the instance that owns the lane's shard now (its heartbeat id), and
+ * whether a give-up halted it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LaneView extends InternalLaneView {}
+
+/**
+ * Every lane of the shared journal in context that has pending tasks, from
+ * any instance, in lane order. One pass over the pending rows: at 100,000
+ * lanes it costs what reading their pending rows once costs. Fails with
+ * `JournalError` on a journal that is not a shared PostgreSQL one.
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const lanes: Effect.Effect<ReadonlyArray<LaneView>, JournalError, Journal> = Effect.flatMap(
+  Journal,
+  (journal) => {
+    const mode = sharingOf(journal)
+    return mode === undefined
+      ? Effect.fail(new JournalError({ reason: "PgJournal.lanes needs a shared PostgreSQL journal (`sharing`)" }))
+      : mode.lanes
+  }
+)
+
 const lockKey = "hashtext(current_schema() || '.' || $2)"
 
 const acquireLock = (tablePrefix: string) =>
@@ -263,7 +293,8 @@ const makeShared = (tablePrefix: string, options: SharingOptions) =>
     }
     const sharing = { statements, sql, listen: Option.map(pg, (client) => client.listen), journal: sharedJournal }
     return withSharing(sharedJournal, {
-      makeStore: (tasks, clock) => SharedStore.make(sharing, tasks, clock)
+      makeStore: (tasks, clock) => SharedStore.make(sharing, tasks, clock),
+      lanes: shared.lanes((text, params) => sql.unsafe(text, params), statements)
     })
   }).pipe(
     Effect.catchTag("SqlError", (cause) =>

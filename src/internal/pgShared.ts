@@ -24,6 +24,7 @@ import type * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type { AppendResult, Journal, JournalEntry, JournalRecord } from "../Journal.js"
 import { JournalError, JournalNotFoundError } from "../Journal.js"
+import type { LaneView } from "./sharing.js"
 import { chunksOf, guard, inTransaction, sharedNames, storableReason } from "./sqlJournal.js"
 
 /** @internal */
@@ -484,3 +485,47 @@ export interface Sharing {
   readonly listen: Listen
   readonly journal: Journal.Service
 }
+
+interface LaneRow {
+  readonly lane: string
+  readonly shard: number | string
+  readonly pending: number | string
+  readonly head_id: string
+  readonly head_attempts: number | string
+  readonly owner: string | null
+  readonly halted: boolean
+}
+
+/**
+ * Every lane with pending tasks, in lane order: one pass over the pending
+ * rows (a hash aggregate: its cost grows with the pending rows, not with a
+ * sort of them), a primary-key lookup per lane for its head, and one scan of
+ * the server's lock table for the owners.
+ */
+export const lanes = (run: Run, s: Statements): Effect.Effect<ReadonlyArray<LaneView>, JournalError> =>
+  run<LaneRow>(
+    `WITH l AS (
+      SELECT lane, min(shard) AS shard, count(*) AS pending, min(seq) AS head FROM ${s.pending} GROUP BY lane
+    ), owners AS (
+      SELECT k.objid::bigint AS shard, i.id FROM pg_locks k JOIN ${s.instances} i ON i.pid = k.pid
+      WHERE k.locktype = 'advisory' AND k.classid = $1::int::oid AND k.objsubid = 2 AND k.granted
+    )
+    SELECT l.lane, l.shard, l.pending, p.id AS head_id, p.attempts AS head_attempts, o.id AS owner,
+      EXISTS (SELECT 1 FROM ${s.halted} h WHERE h.lane = l.lane) AS halted
+    FROM l JOIN ${s.pending} p ON p.seq = l.head LEFT JOIN owners o ON o.shard = l.shard
+    ORDER BY l.lane`,
+    [s.shardKey]
+  ).pipe(
+    Effect.map((rows) =>
+      rows.map((row): LaneView => ({
+        lane: row.lane,
+        shard: Number(row.shard),
+        pending: Number(row.pending),
+        headId: row.head_id,
+        headAttempts: Number(row.head_attempts),
+        owner: row.owner ?? undefined,
+        halted: row.halted
+      }))
+    ),
+    guard("Failed to read the journal's lanes")
+  )

@@ -10,16 +10,37 @@
 import type * as Clock from "effect/Clock"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { Journal } from "../Journal.js"
+import type { Journal, JournalError } from "../Journal.js"
 import type { JournalStore, Tasks } from "./durableStore.js"
 
 /** @internal */
 export const SharingTypeId: unique symbol = Symbol.for("effect-sequent/PgJournal/Sharing")
 
+/**
+ * One lane of a shared journal, as an operator sees it.
+ *
+ * @internal
+ */
+export interface LaneView {
+  readonly lane: string
+  readonly shard: number
+  /** Its pending tasks. */
+  readonly pending: number
+  /** The id of the task at its head, and the attempts that task has failed so far. */
+  readonly headId: string
+  readonly headAttempts: number
+  /** The id of the instance that owns the lane's shard now, if one does. */
+  readonly owner: string | undefined
+  /** Whether a give-up halted the lane (see `onGiveUp: "halt"`). */
+  readonly halted: boolean
+}
+
 /** @internal */
 export interface SharedMode {
   /** The durable store on the shared journal: it runs the lanes of the shards this instance owns. */
   readonly makeStore: (tasks: Tasks, clock: Clock.Clock) => Effect.Effect<JournalStore, never, Scope.Scope>
+  /** Every lane with pending tasks, journal-wide. */
+  readonly lanes: Effect.Effect<ReadonlyArray<LaneView>, JournalError>
 }
 
 /** A copy of `journal` marked with its shared mode. */

@@ -149,6 +149,17 @@ const tables = (prefix: string) =>
     }
   })
 
+/** Appends one task. */
+const appendOne = (lane: string, n: number) =>
+  Effect.flatMap(Journal, (journal) =>
+    journal.append([{
+      id: `${lane}:${n}`,
+      lane,
+      tag: "Step",
+      payload: JSON.stringify({ _tag: "Step", lane, n }),
+      scheduledAt: 0
+    }]))
+
 /** Appends `n` from `from` to `to` (excluded) on every lane, one batch per `n`: per lane, schedule order is `n`. */
 const produce = (lanes: ReadonlyArray<string>, from: number, to: number) =>
   Effect.flatMap(Journal, (journal) =>
@@ -334,6 +345,34 @@ describe("shared PostgreSQL journal, worker processes", () => {
         assert.strictEqual(duplicates, 0)
         // it flushes what it holds (for at most its 2 s grace period), then hands over without a timeout
         assert.isBelow(takenAt - stoppedAt, 2_000 + 1_000)
+      })
+    ))
+
+  it.scopedLive("PgJournal.lanes shows, from an instance that owns nothing, each lane's pending tasks, head attempts, owner and halt", () =>
+    scenario((prefix) =>
+      Effect.gen(function*() {
+        const t = yield* tables(prefix)
+        yield* produce(["x", "y"], 0, 3)
+        yield* appendOne("z", -1)
+        yield* t.sql`INSERT INTO ${t.sql(`${prefix}halted_lanes`)} (lane) VALUES ('y')`
+        const view = (lanes: ReadonlyArray<PgJournal.LaneView>) =>
+          lanes.map((l) => [l.lane, l.pending, l.headId, l.headAttempts, l.owner, l.halted])
+        assert.deepStrictEqual(view(yield* PgJournal.lanes), [
+          ["x", 3, "x:0", 0, undefined, false],
+          ["y", 3, "y:0", 0, undefined, true],
+          ["z", 1, "z:-1", 0, undefined, false]
+        ])
+        yield* startWorker(prefix, "a")
+        const instances = t.sql<{ readonly id: string }>`SELECT id FROM ${t.sql(`${prefix}instances`)}`
+        yield* eventually("the worker's heartbeat", Effect.map(instances, (rows) => rows.length === 1))
+        const [worker] = yield* instances
+        yield* eventually(
+          "x done, z retried on the worker",
+          Effect.map(PgJournal.lanes, (lanes) => lanes.length === 2 && lanes[1]!.headAttempts >= 2)
+        )
+        const [y, z] = yield* PgJournal.lanes
+        assert.deepStrictEqual(view([y!]), [["y", 3, "y:0", 0, worker!.id, true]], "a halted lane stays halted")
+        assert.deepStrictEqual([z!.lane, z!.owner], ["z", worker!.id])
       })
     ))
 
