@@ -289,7 +289,8 @@ const makeShared = (tablePrefix: string, options: SharingOptions) =>
     const sharedJournal: Journal.Service = {
       ...journal,
       append: shared.append(sql, statements),
-      redrive: shared.redrive(sql, statements)
+      redrive: shared.redrive(sql, statements),
+      unhalt: shared.unhalt(sql, statements)
     }
     const sharing = { statements, sql, listen: Option.map(pg, (client) => client.listen), journal: sharedJournal }
     return withSharing(sharedJournal, {

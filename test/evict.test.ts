@@ -1,5 +1,5 @@
 /**
- * Evicting a lane: what the executor does when a shared journal moves a lane's shard to another
+ * Evicting a lane, and lifting a halt the journal no longer has: what the executor does when a shared journal moves a lane's shard to another
  * instance. A lane no worker is on is dropped at once (its waiters get SequentStoppedError); a
  * lane whose task is running is dropped when that attempt ends (the shared store interrupts it);
  * either way the key's next tasks start on a fresh lane.
@@ -15,7 +15,10 @@ import { SequentStoppedError } from "../src/SequentError.js"
 import { settle } from "./support.js"
 
 const setup = Effect.gen(function*() {
-  const executor = yield* makeExecutor<void, never, never>({ concurrency: 4 }, memory as Store<void, never>)
+  const executor = yield* makeExecutor<void, never, never>(
+    { concurrency: 4, closeGracePeriod: 0 },
+    memory as Store<void, never>
+  )
   const log: Array<string> = []
   const schedule = (name: string, key: string | undefined, waiter?: Waiter, gate?: Deferred.Deferred<void>) =>
     offer(
@@ -84,5 +87,21 @@ describe("evict", () => {
       executor.resume(undefined)
       yield* settle()
       assert.deepStrictEqual(log, ["after"])
+    }))
+
+  it.scoped("unhalt lifts a lane's halt, not its pause", () =>
+    Effect.gen(function*() {
+      const { executor, log, schedule } = yield* setup
+      executor.halt("h")
+      executor.halt("p")
+      executor.pause("p")
+      yield* schedule("h", "h")
+      yield* schedule("p", "p")
+      yield* settle()
+      assert.deepStrictEqual(log, [])
+      executor.unhalt("h")
+      executor.unhalt("p")
+      yield* settle()
+      assert.deepStrictEqual(log, ["h"], "the paused lane stays paused")
     }))
 })

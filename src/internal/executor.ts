@@ -310,6 +310,17 @@ export class Executor<Entry, E> implements Intake {
     this.laneFor(key).halted = true
   }
 
+  unhalt(key: string | undefined): void {
+    const lane = key === undefined ? this.defaultLane : this.lanes.get(key)
+    if (lane === undefined || !lane.halted) return
+    lane.halted = false
+    if (lane.state === WAITING && !lane.blocked) {
+      if (lane.size > 0) this.makeReady(lane)
+      else lane.state = IDLE
+    }
+    this.reclaim(lane)
+  }
+
   get accepting(): boolean {
     return this.phase === OPEN
   }

@@ -327,6 +327,23 @@ export const fetch = (
     (rows) => rows.map(toRecord)
   )
 
+/**
+ * The shared `unhalt`: forgets a lane's halt (every lane's with `undefined`)
+ * and, once that commits, wakes the owners to read the halts again.
+ */
+export const unhalt = (sql: SqlClient.SqlClient, s: Statements) =>
+(
+  lane: string | undefined
+): Effect.Effect<void, JournalError> =>
+  transaction(sql, (run) =>
+    Effect.zipRight(
+      lane === undefined ? run(`DELETE FROM ${s.halted}`, []) : run(`DELETE FROM ${s.halted} WHERE lane = $1`, [lane]),
+      run(`SELECT pg_notify($1, 'halts')`, [s.channel])
+    )).pipe(
+      Effect.asVoid,
+      guard(`Failed to resume ${lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`}`)
+    )
+
 /** The halted lanes of the journal. */
 export const haltedLanes = (run: Run, s: Statements) =>
   Effect.map(run<{ readonly lane: string }>(`SELECT lane FROM ${s.halted}`, []), (rows) => rows.map((r) => r.lane))

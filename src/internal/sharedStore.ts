@@ -42,6 +42,9 @@ import type { Waiter } from "./waiter.js"
 
 const keyOf = (lane: string): string | undefined => lane === "" ? undefined : lane
 
+/** Milliseconds between two reads of the halted lanes when nothing says one was lifted. */
+const haltsEvery = 1_000
+
 /** Records read at most per look at the journal. */
 const fetchLimit = 5_000
 
@@ -53,6 +56,8 @@ interface Epoch {
   after: number
   /** Whether the shard's halted lanes have been read in this epoch. */
   haltsRead: boolean
+  /** The shard's lanes halted here: by the journal's halts, or by a give-up of this epoch. */
+  readonly halted: Set<string>
   /** Attempts of this epoch's tasks still running. */
   running: number
   readonly lost: Deferred.Deferred<void>
@@ -65,6 +70,7 @@ interface Epoch {
 interface Held {
   readonly epoch: Epoch
   readonly job: Job
+  readonly lane: string
 }
 
 /** The lock session: a connection reserved for as long as it lives. */
@@ -95,6 +101,9 @@ class Shares {
   readonly pool: Pg.Run
   /** When the last look at the shards succeeded (the heartbeat is at most `heartbeat` older). */
   lastLook = 0
+  /** Whether a resume elsewhere asked for the halted lanes to be read again, and when they last were. */
+  haltsDue = false
+  haltsReadAt = 0
 
   constructor(
     readonly sharing: Pg.Sharing,
@@ -144,6 +153,7 @@ class Shares {
       alive: true,
       after: 0,
       haltsRead: false,
+      halted: new Set(),
       running: 0,
       lost: Deferred.unsafeMake(this.fiberId),
       previous: this.last.get(shard),
@@ -179,6 +189,12 @@ class Shares {
   owns(job: Job): boolean {
     const held = this.held.get(job.seq)
     return held !== undefined && held.job === job && held.epoch.alive
+  }
+
+  /** A give-up that halts its lane: remembered, so that a resume elsewhere lifts it here. */
+  gaveUp(job: Job, halt: boolean): void {
+    const held = this.held.get(job.seq)
+    if (halt && held !== undefined && held.job === job && held.epoch.alive) held.epoch.halted.add(held.lane)
   }
 
   finished(job: Job): void {
@@ -303,19 +319,35 @@ const endHung = (run: Pg.Run, s: Pg.Statements, hung: { readonly id: string; rea
       Effect.logWarning(`Sequent: could not end the session of instance ${hung.id}`, error))
   )
 
-/** Reads the halted lanes for the epochs that have not read them, and halts those of their shards. */
+/**
+ * Brings the halts of the readable shards in line with the journal's: halts
+ * the lanes a shard has just been taken with, and lifts the halts another
+ * instance lifted (`resume` anywhere). Reads the table when a shard has not
+ * read it yet, when woken by a resume's NOTIFY, and at most `haltsEvery`
+ * apart otherwise (for a client without LISTEN).
+ */
 const readHalts = (shares: Shares, epochs: ReadonlyArray<Epoch>) =>
   Effect.gen(function*() {
-    const unread = epochs.filter((epoch) => !epoch.haltsRead)
-    if (unread.length === 0) return
+    const now = shares.clock.unsafeCurrentTimeMillis()
+    const due = shares.haltsDue || now - shares.haltsReadAt >= haltsEvery
+    if (!due && epochs.every((epoch) => epoch.haltsRead)) return
+    shares.haltsDue = false
+    shares.haltsReadAt = now
     const s = shares.sharing.statements
-    const lanes = yield* Pg.haltedLanes(shares.pool, s)
-    for (const epoch of unread) {
+    const halted = new Set(yield* Pg.haltedLanes(shares.pool, s))
+    for (const epoch of epochs) {
       if (!epoch.alive) continue
+      for (const lane of epoch.halted) {
+        if (halted.has(lane)) continue
+        epoch.halted.delete(lane)
+        shares.intake.unhalt(keyOf(lane))
+      }
+      if (epoch.haltsRead) continue
       epoch.haltsRead = true
-      for (const lane of lanes) {
+      for (const lane of halted) {
         if (Pg.shardOf(lane, s.config.shards) !== epoch.shard) continue
         epoch.lanes.add(lane)
+        epoch.halted.add(lane)
         shares.intake.halt(keyOf(lane))
       }
     }
@@ -343,7 +375,7 @@ const hold = (shares: Shares, tasks: Tasks, clock: Clock.Clock, epoch: Epoch, re
         const job = intake.job(shares.guarded(epoch, task), tasks.context, intake.config.policy, pending?.waiter)
         job.attempts = record.attempts
         job.seq = record.seq
-        shares.held.set(record.seq, { epoch, job })
+        shares.held.set(record.seq, { epoch, job, lane: record.lane })
         epoch.lanes.add(record.lane)
         intake.restore(keyOf(record.lane), job)
       })
@@ -389,6 +421,10 @@ const follow = (shares: Shares, wakeShards: () => void) =>
           Effect.sync(() => {
             if (payload === "free") return wakeShards()
             if (payload === "*") return shares.wakeFetch()
+            if (payload === "halts") {
+              shares.haltsDue = true
+              return shares.wakeFetch()
+            }
             if (payload.split(",").some((shard) => shares.owned.has(Number(shard)))) shares.wakeFetch()
           })
         ),
@@ -528,7 +564,7 @@ const taskSteps = (
               reason: Cause.pretty(cause),
               failedAt: clock.unsafeCurrentTimeMillis()
             }, halt))
-        ).pipe(Effect.zipRight(finished(job)))
+        ).pipe(Effect.zipRight(Effect.sync(() => shares.gaveUp(job, halt))), Effect.zipRight(finished(job)))
     }
   })
 

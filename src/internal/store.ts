@@ -59,6 +59,8 @@ export interface Intake {
   readonly restore: (key: string | undefined, job: Job) => void
   /** Halts a lane, as a give-up with `onGiveUp: "halt"` would: for a halt the store remembers. */
   readonly halt: (key: string | undefined) => void
+  /** Lifts a lane's halt (not its pause): for a halt the store no longer has. */
+  readonly unhalt: (key: string | undefined) => void
   /**
    * Lets go of a lane that another instance now runs: its jobs are dropped
    * (the running one once its attempt ends), and no longer counted.

@@ -354,7 +354,7 @@ describe("shared PostgreSQL journal, worker processes", () => {
       })
     ))
 
-  it.scopedLive("PgJournal.lanes shows, from an instance that owns nothing, each lane's pending tasks, head attempts, owner and halt", () =>
+  it.scopedLive("PgJournal.lanes shows, from an instance that owns nothing, each lane's pending tasks, head attempts, owner and halt; a resume there is honoured by the owner within a second", () =>
     scenario((prefix) =>
       Effect.gen(function*() {
         const t = yield* tables(prefix)
@@ -379,6 +379,14 @@ describe("shared PostgreSQL journal, worker processes", () => {
         const [y, z] = yield* PgJournal.lanes
         assert.deepStrictEqual(view([y!]), [["y", 3, "y:0", 0, worker!.id, true]], "a halted lane stays halted")
         assert.deepStrictEqual([z!.lane, z!.owner], ["z", worker!.id])
+        // what DurableSequent.resume("y") does on an instance that does not own the lane
+        const resumedAt = yield* t.now
+        yield* Effect.flatMap(Journal, (journal) => journal.unhalt("y"))
+        const ranY = t.sql<{ readonly c: string }>`SELECT count(*) AS c FROM ${t.sql(`${prefix}runs`)} WHERE lane = 'y'`
+        yield* eventually("y's tasks run on its owner", Effect.map(ranY, (rows) => Number(rows[0]!.c) === 3))
+        const ranAt = yield* t.now
+        console.log(`resume from another instance: the owner ran the lane ${Math.round(ranAt - resumedAt)} ms later`)
+        assert.isBelow(ranAt - resumedAt, 1_000)
       })
     ))
 
