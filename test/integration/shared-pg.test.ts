@@ -63,10 +63,15 @@ const startWorker = (prefix: string, name: string): Effect.Effect<Worker, never,
       reader.on("close", () => Queue.unsafeOffer(lines, undefined))
       return { name, child, lines, stderr: () => stderr }
     }),
-    ({ child }) =>
+    ({ child, lines, name }) =>
       Effect.sync(() => {
         if (child.signalCode === "SIGSTOP") child.kill("SIGCONT")
         if (child.exitCode === null) child.kill("SIGKILL")
+        // what the worker logged at warning level or above, for the record of the run
+        const logged = Effect.runSync(Queue.takeAll(lines))
+        for (const line of logged) {
+          if (line !== undefined && /level=(WARN|ERROR|FATAL)/.test(line)) console.log(`worker ${name}: ${line}`)
+        }
       })
   ).pipe(Effect.tap((worker) =>
     Effect.gen(function*() {
