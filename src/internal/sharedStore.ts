@@ -61,7 +61,7 @@ interface Epoch {
   /** Attempts of this epoch's tasks still running. */
   running: number
   readonly lost: Deferred.Deferred<void>
-  /** The shard's previous epoch here: the shard is read only once its tasks have ended. */
+  /** The shard's earlier epochs here with tasks still running: the shard is read only once those have ended. */
   readonly previous: Epoch | undefined
   /** The lanes this epoch handed to the executor. */
   readonly lanes: Set<string>
@@ -148,6 +148,9 @@ class Shares {
   }
 
   acquire(shard: number): void {
+    // the earlier epochs whose tasks still run: a chain only as long as those are
+    let previous = this.last.get(shard)
+    while (previous !== undefined && previous.running === 0) previous = previous.previous
     const epoch: Epoch = {
       shard,
       alive: true,
@@ -156,7 +159,7 @@ class Shares {
       halted: new Set(),
       running: 0,
       lost: Deferred.unsafeMake(this.fiberId),
-      previous: this.last.get(shard),
+      previous,
       lanes: new Set()
     }
     this.owned.set(shard, epoch)
@@ -221,11 +224,15 @@ class Shares {
   /** The epochs whose shard can be read now: owned, and with no task of an earlier epoch still running. */
   readable(): Array<Epoch> {
     const out: Array<Epoch> = []
-    for (const epoch of this.owned.values()) {
-      if (epoch.previous === undefined || epoch.previous.running === 0) out.push(epoch)
-    }
+    for (const epoch of this.owned.values()) if (drained(epoch.previous)) out.push(epoch)
     return out
   }
+}
+
+/** Whether no task of `epoch` or of an epoch before it still runs. */
+const drained = (epoch: Epoch | undefined): boolean => {
+  for (let at = epoch; at !== undefined; at = at.previous) if (at.running > 0) return false
+  return true
 }
 
 /** Runs `text` on the session, or fails as a lost session would when there is none. */
