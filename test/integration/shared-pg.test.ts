@@ -70,7 +70,7 @@ const startWorker = (prefix: string, name: string): Effect.Effect<Worker, never,
         // what the worker logged at warning level or above, for the record of the run
         const logged = Effect.runSync(Queue.takeAll(lines))
         for (const line of logged) {
-          if (line !== undefined && /level=(WARN|ERROR|FATAL)/.test(line)) console.log(`worker ${name}: ${line}`)
+          if (line !== undefined && /WARN|ERROR|FATAL/.test(line)) console.log(`worker ${name}: ${line}`)
         }
       })
   ).pipe(Effect.tap((worker) =>
