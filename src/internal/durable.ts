@@ -26,6 +26,7 @@ import type { Executor } from "./executor.js"
 import { refuseInDurableMode } from "./options.js"
 import { outcome } from "./outcome.js"
 import { control, makeExecutor } from "./sequent.js"
+import { sharingOf } from "./sharing.js"
 import { invalidIdOrKey } from "./taskInput.js"
 import { Waiter } from "./waiter.js"
 
@@ -109,7 +110,12 @@ export const make = <R>(
     const codec = makeCodec(handlers.kinds)
     const decode = (record: JournalRecord) =>
       Effect.map(codec.decode(record.tag, record.payload), (task) => handlers.handle(task))
-    const store = yield* JournalStore.make(journal, { decode, context: handlers.context }, clock)
+    const tasks = { decode, context: handlers.context }
+    const sharing = sharingOf(journal)
+    // a shared journal (PgJournal with `sharing`) runs only the lanes of the shards this instance owns
+    const store = sharing === undefined
+      ? yield* JournalStore.make(journal, tasks, clock)
+      : yield* sharing.makeStore(tasks, clock)
     const executor = yield* makeExecutor(options, store)
     yield* store.restore
     const schedule = scheduler(executor, handlers, codec, clock, yield* autoIds)

@@ -173,7 +173,7 @@ export class Executor<Entry, E> implements Intake {
   /** Offers counted while the backlog is long (see `YIELD_ABOVE`). */
   private offers = 0
   private readonly lanes = new Map<string, Lane>()
-  private readonly defaultLane: Lane
+  private defaultLane: Lane
   private readyHead: Lane | undefined = undefined
   private readyTail: Lane | undefined = undefined
   private workers = 0
@@ -310,6 +310,73 @@ export class Executor<Entry, E> implements Intake {
     this.laneFor(key).halted = true
   }
 
+  unhalt(key: string | undefined): void {
+    const lane = key === undefined ? this.defaultLane : this.lanes.get(key)
+    if (lane === undefined || !lane.halted) return
+    lane.halted = false
+    if (lane.state === WAITING && !lane.blocked) {
+      if (lane.size > 0) this.makeReady(lane)
+      else lane.state = IDLE
+    }
+    this.reclaim(lane)
+  }
+
+  get accepting(): boolean {
+    return this.phase === OPEN
+  }
+
+  /**
+   * Lets go of the lane of `key`, which another instance now runs (a shared
+   * journal moved it). A new lane takes its key at once, so that tasks the
+   * store hands over later never join the old one; the old lane's jobs are
+   * dropped now, or, while a worker runs its head, as soon as that attempt
+   * ends. Its waiters
+   * get `SequentStoppedError`: the task stays in the journal.
+   */
+  evict(key: string | undefined): void {
+    const lane = key === undefined ? this.defaultLane : this.lanes.get(key)
+    if (lane === undefined) return
+    if (key === undefined) {
+      this.defaultLane = new Lane(undefined, this.config.policy)
+      this.defaultLane.paused = lane.paused
+    } else this.lanes.delete(key)
+    lane.evicted = true
+    if (lane.state === RUNNING) return
+    if (lane.state === READY) this.unlinkReady(lane)
+    this.dropLane(lane)
+  }
+
+  /** Takes a lane out of the ready list (a walk of the list: evictions are rare). */
+  private unlinkReady(lane: Lane): void {
+    let previous: Lane | undefined = undefined
+    for (let at = this.readyHead; at !== undefined; previous = at, at = at.next) {
+      if (at !== lane) continue
+      if (previous === undefined) this.readyHead = lane.next
+      else previous.next = lane.next
+      if (this.readyTail === lane) this.readyTail = previous
+      lane.next = undefined
+      return
+    }
+  }
+
+  /** Drops every job of an evicted lane: each finishes with `SequentStoppedError`. */
+  private dropLane(lane: Lane): void {
+    lane.state = IDLE
+    const span = lane.span
+    lane.drain().forEach((job, index) => {
+      const cause = Cause.fail(new SequentStoppedError({ attempts: job.attempts }))
+      this.finish(job, lane, index === 0 ? span : undefined, DROPPED, cause)
+    })
+  }
+
+  /** The worker's lane was evicted while it ran: drop the lane, and look for another. */
+  private dropEvicted(worker: Worker<Entry, E>, lane: Lane): Effect.Effect<void> {
+    this.dropLane(lane)
+    worker.cause = Cause.empty
+    worker.value = undefined
+    return worker.loop
+  }
+
   private closedError(): SequentClosedError {
     return new SequentClosedError({ state: this.phase === FLUSHING ? "flushing" : "stopped" })
   }
@@ -431,6 +498,11 @@ export class Executor<Entry, E> implements Intake {
       this.readyHead = lane.next
       if (this.readyHead === undefined) this.readyTail = undefined
       lane.next = undefined
+      if (lane.evicted) {
+        this.dropLane(lane)
+        lane = this.readyHead
+        continue
+      }
       if (!lane.blocked) {
         lane.state = RUNNING
         return lane
@@ -531,6 +603,7 @@ export class Executor<Entry, E> implements Intake {
    * executor has kept it long enough (see `Turns`) and there is more to do.
    */
   private next(worker: Worker<Entry, E>, lane: Lane, now?: number): Effect.Effect<void> {
+    if (lane.evicted) return this.dropEvicted(worker, lane)
     const overdue = now !== undefined && this.turns.overdue(now)
     if (lane.size === 0) {
       lane.state = IDLE
@@ -565,6 +638,7 @@ export class Executor<Entry, E> implements Intake {
 
   failed(worker: Worker<Entry, E>, cause: Cause.Cause<unknown>): Effect.Effect<void> {
     const { job, lane } = worker
+    if (lane.evicted) return this.dropEvicted(worker, lane)
     const now = this.clock.unsafeCurrentTimeMillis()
     lane.lastFailure = cause
     if (lane.failingSince === undefined) lane.failingSince = now
@@ -593,6 +667,7 @@ export class Executor<Entry, E> implements Intake {
 
   private retryAfter(worker: Worker<Entry, E>, lane: Lane, delay: number): Effect.Effect<void> {
     if (this.phase === STOPPED) return Effect.void
+    if (lane.evicted) return this.dropEvicted(worker, lane)
     if (delay === 0) return this.proceed(worker, lane)
     lane.state = BACKOFF
     lane.dueAt = this.clock.unsafeCurrentTimeMillis() + delay
@@ -617,6 +692,8 @@ export class Executor<Entry, E> implements Intake {
   }
 
   private readonly deadLetter = (worker: Worker<Entry, E>): Effect.Effect<void> => {
+    // the give-up was not written for a lane that moved: its new owner runs the task again
+    if (worker.lane.evicted) return this.dropEvicted(worker, worker.lane)
     const handler = this.config.deadLetter
     if (handler === undefined) return this.dropGivenUp(worker)
     const { cause, job, lane } = worker

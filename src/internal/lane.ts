@@ -98,6 +98,12 @@ export class Lane {
   state = IDLE
   paused = false
   halted = false
+  /**
+   * The lane now runs on another instance (a shared journal moved its shard):
+   * the executor no longer holds it, and drops what it still has as soon as
+   * no worker is on it.
+   */
+  evicted = false
   /** The next lane in the executor's ready list. */
   next: Lane | undefined = undefined
   /** The retry schedule's state for the head task, once it has failed. */

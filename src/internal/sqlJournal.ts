@@ -107,6 +107,45 @@ const createHaltedLanes = (names: Tables) =>
     yield* sql`CREATE TABLE ${sql(names.halted)} (lane TEXT PRIMARY KEY)`
   })
 
+/** The names the shared mode adds to a journal's tables. */
+/** @internal */
+export const sharedNames = (prefix: string) => ({
+  ...tables(prefix),
+  instances: `${prefix}instances`,
+  sharing: `${prefix}sharing`
+})
+
+/**
+ * The shared mode's tables, for the Migrator (PostgreSQL only): the shard of
+ * every pending row (`-1` for a row written by a single owner, which a shared
+ * start assigns), the heartbeats, and the shard count every instance must
+ * agree on.
+ *
+ * @internal
+ */
+export const createSharedTables = (prefix: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const names = sharedNames(prefix)
+    yield* sql.onDialectOrElse({
+      pg: () =>
+        Effect.gen(function*() {
+          yield* sql`ALTER TABLE ${sql(names.pending)} ADD COLUMN shard INTEGER NOT NULL DEFAULT -1`
+          yield* sql`CREATE INDEX ${sql(`${names.pending}_shard_seq`)} ON ${sql(names.pending)} (shard, seq)`
+          yield* sql`CREATE TABLE ${sql(names.instances)} (
+            id TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            beat_at TIMESTAMPTZ NOT NULL
+          )`
+          yield* sql`CREATE TABLE ${sql(names.sharing)} (
+            only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+            shards INTEGER NOT NULL
+          )`
+        }),
+      orElse: () => Effect.void
+    })
+  })
+
 const runMigrations = Migrator.make({})
 
 /**
@@ -120,7 +159,8 @@ export const migrate = (prefix: string): Effect.Effect<void, JournalError, SqlCl
   return runMigrations({
     loader: Migrator.fromRecord({
       "1_create_journal": createTables(names),
-      "2_halted_lanes": createHaltedLanes(names)
+      "2_halted_lanes": createHaltedLanes(names),
+      "3_shared": createSharedTables(prefix)
     }),
     table: names.migrations
   }).pipe(

@@ -59,6 +59,15 @@ export interface Intake {
   readonly restore: (key: string | undefined, job: Job) => void
   /** Halts a lane, as a give-up with `onGiveUp: "halt"` would: for a halt the store remembers. */
   readonly halt: (key: string | undefined) => void
+  /** Lifts a lane's halt (not its pause): for a halt the store no longer has. */
+  readonly unhalt: (key: string | undefined) => void
+  /**
+   * Lets go of a lane that another instance now runs: its jobs are dropped
+   * (the running one once its attempt ends), and no longer counted.
+   */
+  readonly evict: (key: string | undefined) => void
+  /** Whether the executor still accepts tasks (it is neither flushing nor stopped). */
+  readonly accepting: boolean
   /** The executor's own policy, for the tasks the store restores. */
   readonly config: Config
 }

@@ -10,7 +10,7 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { Journal, JournalLockedError } from "../../src/Journal.js"
+import { Journal, type JournalError, JournalLockedError } from "../../src/Journal.js"
 import * as PgJournal from "../../src/PgJournal.js"
 import { entry, journalAtomicity, journalConformance } from "../journalConformance.js"
 import { makeRun, url } from "./support/PgTables.js"
@@ -22,6 +22,40 @@ const freshPrefix = run.fresh
 const pgLayer = Layer.suspend(() => PgJournal.layer({ url, tablePrefix: freshPrefix() }))
 
 afterAll(() => run.dropAll())
+
+/** The same, in shared mode: its append and redrive take the shards' append locks, and must keep the semantics. */
+const sharedLayer = Layer.suspend(() => PgJournal.layer({ url, tablePrefix: freshPrefix(), sharing: { shards: 8 } }))
+
+describe("postgres, shared mode", () => {
+  journalConformance(sharedLayer)
+  journalAtomicity(sharedLayer)
+
+  /** Builds `second` while `first` is alive (the outer layer is built first). */
+  const buildWhile = (
+    first: Layer.Layer<Journal, JournalError | JournalLockedError>,
+    second: Layer.Layer<Journal, JournalError | JournalLockedError>
+  ) => Effect.flip(Effect.provide(Effect.provide(Journal, second), first))
+
+  it.effect("a shared journal and a single owner of the same tables exclude each other", () =>
+    Effect.gen(function*() {
+      const tablePrefix = freshPrefix()
+      const shared = PgJournal.layer({ url, tablePrefix, sharing: {} })
+      const single = PgJournal.layer({ url, tablePrefix })
+      assert.strictEqual((yield* buildWhile(shared, single))._tag, "JournalLockedError")
+      assert.strictEqual((yield* buildWhile(single, shared))._tag, "JournalLockedError")
+    }))
+
+  it.effect("an instance started with another shard count is refused with JournalError", () =>
+    Effect.gen(function*() {
+      const tablePrefix = freshPrefix()
+      const error = yield* buildWhile(
+        PgJournal.layer({ url, tablePrefix, sharing: { shards: 8 } }),
+        PgJournal.layer({ url, tablePrefix, sharing: { shards: 16 } })
+      )
+      assert.strictEqual(error._tag, "JournalError")
+      assert.include(error.message, "has 8 shards, this instance was started with 16")
+    }))
+})
 
 describe("postgres", () => {
   journalConformance(pgLayer)

@@ -1,0 +1,548 @@
+/**
+ * Shared mode of the PostgreSQL journal: the statements and the plan behind
+ * lanes shared by many instances. The durable store that drives them is
+ * `sharedStore.ts`; this module knows SQL, not the executor.
+ *
+ * - Lanes are hashed onto `shards` shards; each pending row carries its shard.
+ * - An instance owns a shard while it holds the session advisory lock
+ *   `(shardKey, shard)` on its lock session (a reserved connection), and
+ *   writes every completion, attempt and dead letter of the shard's tasks on
+ *   that same session: when the session ends (killed, cut, server restart)
+ *   the lock goes with it, and so does every write that would have come
+ *   after it. That is the fence.
+ * - Each instance beats a heartbeat row, written on its lock session, which
+ *   names the session's backend pid: others count it live while the row is
+ *   fresh and the backend exists, and end the session of one whose row is
+ *   older than `hungAfter` (`pg_terminate_backend`).
+ *
+ * @internal
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
+import type { AppendResult, Journal, JournalEntry, JournalRecord } from "../Journal.js"
+import { JournalError, JournalNotFoundError } from "../Journal.js"
+import type { LaneView } from "./sharing.js"
+import { chunksOf, guard, inTransaction, sharedNames, storableReason } from "./sqlJournal.js"
+
+/** @internal */
+export interface SharingConfig {
+  readonly shards: number
+  /** Milliseconds between two heartbeats. */
+  readonly heartbeat: number
+  /** Milliseconds after its last heartbeat at which an instance counts as hung. */
+  readonly hungAfter: number
+  /** Milliseconds between two looks at the shards and the journal when nothing wakes the instance. */
+  readonly poll: number
+}
+
+/** A pending record and its shard. */
+export interface SharedRecord extends JournalRecord {
+  readonly shard: number
+}
+
+/** Runs one statement on a connection. */
+export type Run = <A extends object>(text: string, params: ReadonlyArray<unknown>) => Effect.Effect<
+  ReadonlyArray<A>,
+  SqlError
+>
+
+/**
+ * The shard of a lane: FNV-1a over the lane's UTF-16 code units. Computed by
+ * the instances, never by the database, so that an append knows the shards it
+ * locks before it writes (it takes them in order: no deadlock between two
+ * appends).
+ *
+ * @internal
+ */
+export const shardOf = (lane: string, shards: number): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < lane.length; i++) {
+    hash ^= lane.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0) % shards
+}
+
+/** The statements of shared mode, their table names quoted once. */
+export interface Statements {
+  readonly channel: string
+  readonly shardKey: number
+  readonly appendKey: number
+  readonly config: SharingConfig
+  readonly pending: string
+  readonly dead: string
+  readonly halted: string
+  readonly instances: string
+  readonly sharing: string
+}
+
+const quote = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
+
+/**
+ * The keys of the journal's advisory locks, derived from its schema and
+ * prefix: the shard locks and the append locks each have a first key of
+ * their own (non-negative, so it reads back from `pg_locks.classid` as is).
+ */
+export const statements = (
+  run: Run,
+  prefix: string,
+  config: SharingConfig
+): Effect.Effect<Statements, SqlError> =>
+  Effect.map(
+    run<{ readonly shard_key: number; readonly append_key: number }>(
+      `SELECT hashtext(current_schema() || '.' || $1 || ':shards') & 2147483647 AS shard_key,
+        hashtext(current_schema() || '.' || $1 || ':appends') & 2147483647 AS append_key`,
+      [prefix]
+    ),
+    (rows) => {
+      const names = sharedNames(prefix)
+      return {
+        channel: `${prefix}sequent`,
+        shardKey: Number(rows[0]!.shard_key),
+        appendKey: Number(rows[0]!.append_key),
+        config,
+        pending: quote(names.pending),
+        dead: quote(names.deadLetters),
+        halted: quote(names.halted),
+        instances: quote(names.instances),
+        sharing: quote(names.sharing)
+      }
+    }
+  )
+
+/**
+ * Checks the shard count against the journal's, recording it on the first
+ * shared start, and gives rows written by a single owner their shard. The
+ * caller holds the migration lock, so no other instance starts meanwhile.
+ */
+export const prepare = (run: Run, s: Statements): Effect.Effect<void, SqlError | JournalError> =>
+  Effect.gen(function*() {
+    yield* run(`INSERT INTO ${s.sharing} (shards) VALUES ($1) ON CONFLICT (only_row) DO NOTHING`, [s.config.shards])
+    const rows = yield* run<{ readonly shards: number }>(`SELECT shards FROM ${s.sharing}`, [])
+    const shards = Number(rows[0]?.shards)
+    if (shards !== s.config.shards) {
+      return yield* new JournalError({
+        reason: `The shared journal has ${shards} shards, this instance was started with ${s.config.shards}`
+      })
+    }
+    const lanes = yield* run<{ readonly lane: string }>(`SELECT DISTINCT lane FROM ${s.pending} WHERE shard < 0`, [])
+    for (const chunk of chunksOf(lanes.map((row) => row.lane), 1000)) {
+      if (chunk.length === 0) continue
+      yield* run(
+        `UPDATE ${s.pending} p SET shard = v.shard FROM unnest($1::text[], $2::int[]) AS v(lane, shard)
+        WHERE p.lane = v.lane AND p.shard < 0`,
+        [chunk, chunk.map((lane) => shardOf(lane, shards))]
+      )
+    }
+  })
+
+/** Runs `body` in one transaction on a connection of the pool. */
+const transaction = <A, E>(sql: SqlClient.SqlClient, body: (run: Run) => Effect.Effect<A, E | SqlError>) =>
+  Effect.scoped(
+    Effect.flatMap(sql.reserve, (connection) => {
+      const run: Run = <A extends object>(text: string, params: ReadonlyArray<unknown>) =>
+        connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<A>, SqlError>
+      return inTransaction((text) => run(text, []))(body(run))
+    })
+  )
+
+/**
+ * Append locks are striped: a shard takes the lock `shard % appendStripes`,
+ * so a transaction holds at most this many, however many shards there are
+ * (each advisory lock takes a slot of the server's shared lock table, sized
+ * by `max_locks_per_transaction`).
+ */
+const appendStripes = 64
+
+/**
+ * Takes the append locks of `shards` for the rest of the transaction, in
+ * ascending order (`unnest` yields an array in its order, and the locks are
+ * taken row by row), so two appends never wait for each other in a cycle.
+ *
+ * Why: a `seq` is taken when the row is inserted, not when it commits, so two
+ * appends to one lane could commit in the other order than their seqs, and an
+ * owner that had read the later one could run it before the earlier one is
+ * visible. Under the shard's transaction lock, an append takes its seqs only
+ * after every earlier append of the shard has committed (or rolled back):
+ * per shard, seq order is commit order, and an owner that has read up to a
+ * seq has seen every record of the shard below it that will ever commit.
+ * Locking shards (striped), not lanes, keeps the number of locks a batch
+ * takes small.
+ */
+const lockShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) => {
+  const stripes = Array.from(new Set(shards.map((shard) => shard % appendStripes))).sort((a, b) => a - b)
+  return run(`SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, [s.appendKey, stripes])
+}
+
+/** Inserts the entries whose id is neither pending nor dead, numbering them in input order. */
+const insertShared = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntry>) =>
+  run<{ readonly id: string; readonly seq: string | number }>(
+    `INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard)
+    SELECT v.id, v.lane, v.tag, v.payload, v.scheduled_at, v.shard
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::int[]) WITH ORDINALITY
+      AS v(id, lane, tag, payload, scheduled_at, shard, n)
+    WHERE NOT EXISTS (SELECT 1 FROM ${s.dead} d WHERE d.id = v.id)
+    ORDER BY v.n
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, seq`,
+    [
+      entries.map((e) => e.id),
+      entries.map((e) => e.lane),
+      entries.map((e) => e.tag),
+      entries.map((e) => e.payload),
+      entries.map((e) => e.scheduledAt),
+      entries.map((e) => shardOf(e.lane, s.config.shards))
+    ]
+  )
+
+/** The seqs of the ids that are pending or dead-lettered. */
+export const storedSeqs = (run: Run, s: Statements, ids: ReadonlyArray<string>) =>
+  run<{ readonly id: string; readonly seq: string | number }>(
+    `SELECT id, seq FROM ${s.pending} WHERE id = ANY($1::text[])
+    UNION ALL SELECT id, seq FROM ${s.dead} WHERE id = ANY($1::text[])`,
+    [ids]
+  )
+
+const shardsOf = (s: Statements, lanes: ReadonlyArray<string>) =>
+  Array.from(new Set(lanes.map((lane) => shardOf(lane, s.config.shards)))).sort((a, b) => a - b)
+
+/** A NOTIFY payload must stay under 8000 bytes: past this many shards, the payload wakes every owner. */
+const notifyAtMost = 256
+
+/** Wakes the owners of `shards` once the transaction commits. */
+const notifyShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
+  run(`SELECT pg_notify($1, $2)`, [s.channel, shards.length > notifyAtMost ? "*" : shards.join(",")])
+
+const appendChunk = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntry>) =>
+  Effect.gen(function*() {
+    const seqs = new Map<string, number>()
+    const inserted = new Set<string>()
+    for (const row of yield* insertShared(run, s, entries)) {
+      seqs.set(row.id, Number(row.seq))
+      inserted.add(row.id)
+    }
+    const known = entries.map((e) => e.id).filter((id) => !inserted.has(id))
+    if (known.length > 0) { for (const row of yield* storedSeqs(run, s, known)) seqs.set(row.id, Number(row.seq)) }
+    return { seqs, inserted }
+  })
+
+/**
+ * The shared `append`: one transaction under the append locks of the shards
+ * it touches, which wakes their owners when it commits.
+ */
+export const append = (sql: SqlClient.SqlClient, s: Statements) =>
+(
+  entries: ReadonlyArray<JournalEntry>
+): Effect.Effect<ReadonlyArray<AppendResult>, JournalError> => {
+  if (entries.length === 0) return Effect.succeed([])
+  const unique = new Map<string, JournalEntry>()
+  for (const entry of entries) if (!unique.has(entry.id)) unique.set(entry.id, entry)
+  const shards = shardsOf(s, Array.from(unique.values(), (e) => e.lane))
+  return transaction(sql, (run) =>
+    Effect.gen(function*() {
+      yield* lockShards(run, s, shards)
+      const seqs = new Map<string, number>()
+      const inserted = new Set<string>()
+      for (const chunk of chunksOf(Array.from(unique.values()), 1000)) {
+        const done = yield* appendChunk(run, s, chunk)
+        done.seqs.forEach((seq, id) => seqs.set(id, seq))
+        done.inserted.forEach((id) => inserted.add(id))
+      }
+      if (inserted.size > 0) yield* notifyShards(run, s, shards)
+      return entries.map((entry): AppendResult => ({ seq: seqs.get(entry.id)!, inserted: inserted.delete(entry.id) }))
+    })).pipe(guard(`Failed to append ${entries.length} journal entries`))
+}
+
+interface Row {
+  readonly seq: number | string
+  readonly id: string
+  readonly lane: string
+  readonly tag: string
+  readonly payload: string
+  readonly scheduled_at: number | string
+  readonly attempts: number | string
+  readonly shard: number | string
+}
+
+const toRecord = (row: Row): SharedRecord => ({
+  seq: Number(row.seq),
+  id: row.id,
+  lane: row.lane,
+  tag: row.tag,
+  payload: row.payload,
+  scheduledAt: Number(row.scheduled_at),
+  attempts: Number(row.attempts),
+  shard: Number(row.shard)
+})
+
+/**
+ * The shared `redrive`: the dead letter goes back to pending under its
+ * shard's append lock, so it takes its new seq in commit order too.
+ */
+export const redrive = (sql: SqlClient.SqlClient, s: Statements) =>
+(
+  id: string
+): Effect.Effect<JournalRecord, JournalError | JournalNotFoundError> =>
+  transaction(sql, (run) =>
+    Effect.gen(function*() {
+      const letters = yield* run<Row>(`SELECT lane FROM ${s.dead} WHERE id = $1`, [id])
+      if (letters.length === 0) return yield* new JournalNotFoundError({ id })
+      const shards = shardsOf(s, [letters[0]!.lane])
+      yield* lockShards(run, s, shards)
+      const rows = yield* run<Row>(
+        `WITH d AS (DELETE FROM ${s.dead} WHERE id = $1 RETURNING id, lane, tag, payload, scheduled_at)
+        INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard)
+        SELECT id, lane, tag, payload, scheduled_at, $2 FROM d
+        RETURNING seq, id, lane, tag, payload, scheduled_at, attempts, shard`,
+        [id, shards[0]]
+      )
+      if (rows.length === 0) return yield* new JournalNotFoundError({ id })
+      yield* notifyShards(run, s, shards)
+      const { shard: _, ...record } = toRecord(rows[0]!)
+      return record
+    })).pipe(guard(`Failed to redrive journal record ${JSON.stringify(id)}`))
+
+/**
+ * The pending records of the given shards after each one's cursor, in seq
+ * order, at most `limit` of them. Per shard, seq order is commit order (see
+ * `lockShards`), so a shard's cursor is the largest seq read from it.
+ */
+export const fetch = (
+  run: Run,
+  s: Statements,
+  cursors: ReadonlyArray<readonly [shard: number, after: number]>,
+  limit: number
+): Effect.Effect<ReadonlyArray<SharedRecord>, SqlError> =>
+  Effect.map(
+    run<Row>(
+      `SELECT p.seq, p.id, p.lane, p.tag, p.payload, p.scheduled_at, p.attempts, p.shard
+      FROM ${s.pending} p JOIN unnest($1::int[], $2::bigint[]) AS c(shard, after)
+        ON p.shard = c.shard AND p.seq > c.after
+      ORDER BY p.seq LIMIT $3`,
+      [cursors.map(([shard]) => shard), cursors.map(([, after]) => after), limit]
+    ),
+    (rows) => rows.map(toRecord)
+  )
+
+/**
+ * The shared `unhalt`: forgets a lane's halt (every lane's with `undefined`)
+ * and, once that commits, wakes the owners to read the halts again.
+ */
+export const unhalt = (sql: SqlClient.SqlClient, s: Statements) =>
+(
+  lane: string | undefined
+): Effect.Effect<void, JournalError> =>
+  transaction(sql, (run) =>
+    Effect.zipRight(
+      lane === undefined ? run(`DELETE FROM ${s.halted}`, []) : run(`DELETE FROM ${s.halted} WHERE lane = $1`, [lane]),
+      run(`SELECT pg_notify($1, 'halts')`, [s.channel])
+    )).pipe(
+      Effect.asVoid,
+      guard(`Failed to resume ${lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`}`)
+    )
+
+/** The halted lanes of the journal. */
+export const haltedLanes = (run: Run, s: Statements) =>
+  Effect.map(run<{ readonly lane: string }>(`SELECT lane FROM ${s.halted}`, []), (rows) => rows.map((r) => r.lane))
+
+// -----------------------------------------------------------------------------
+// the lock session: fenced writes, heartbeats, shard locks
+// -----------------------------------------------------------------------------
+
+/** Deletes completed records (on the lock session). */
+export const complete = (run: Run, s: Statements, seqs: ReadonlyArray<number>) =>
+  run(`DELETE FROM ${s.pending} WHERE seq = ANY($1::bigint[])`, [seqs])
+
+/** Records a failed attempt (on the lock session). */
+export const attemptFailed = (run: Run, s: Statements, seq: number, attempts: number) =>
+  run(`UPDATE ${s.pending} SET attempts = $1 WHERE seq = $2`, [attempts, seq])
+
+/** Moves a record to the dead letters, halting its lane with `halt`: one statement, so no transaction is left open. */
+export const deadLetter = (
+  run: Run,
+  s: Statements,
+  letter: { readonly seq: number; readonly attempts: number; readonly reason: string; readonly failedAt: number },
+  halt: boolean
+) =>
+  run(
+    `WITH moved AS (DELETE FROM ${s.pending} WHERE seq = $1
+      RETURNING seq, id, lane, tag, payload, scheduled_at),
+    letter AS (INSERT INTO ${s.dead} (seq, id, lane, tag, payload, scheduled_at, attempts, reason, failed_at)
+      SELECT seq, id, lane, tag, payload, scheduled_at, $2, $3, $4 FROM moved RETURNING lane)
+    INSERT INTO ${s.halted} (lane) SELECT lane FROM letter WHERE $5 ON CONFLICT (lane) DO NOTHING`,
+    [letter.seq, letter.attempts, storableReason(letter.reason), letter.failedAt, halt]
+  )
+
+/** Writes this instance's heartbeat, naming its lock session's backend. */
+export const heartbeat = (run: Run, s: Statements, id: string) =>
+  run(
+    `INSERT INTO ${s.instances} (id, pid, beat_at) VALUES ($1, pg_backend_pid(), now())
+    ON CONFLICT (id) DO UPDATE SET pid = EXCLUDED.pid, beat_at = EXCLUDED.beat_at`,
+    [id]
+  )
+
+/** What an instance sees of the others. */
+export interface Survey {
+  readonly me: number
+  readonly instances: ReadonlyArray<{
+    readonly id: string
+    readonly pid: number
+    readonly fresh: boolean
+    readonly connected: boolean
+  }>
+  /** Every shard lock held, and the backend holding it. */
+  readonly locks: ReadonlyArray<{ readonly shard: number; readonly pid: number }>
+}
+
+/** Reads the instances and who holds which shard, in one statement. */
+export const survey = (run: Run, s: Statements): Effect.Effect<Survey, SqlError> =>
+  Effect.map(
+    run<{ readonly survey: string }>(
+      `SELECT json_build_object(
+        'me', pg_backend_pid(),
+        'instances', COALESCE((SELECT json_agg(json_build_object(
+          'id', i.id, 'pid', i.pid,
+          'fresh', i.beat_at > now() - $1 * interval '1 millisecond',
+          'connected', EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = i.pid))) FROM ${s.instances} i), '[]'),
+        'locks', COALESCE((SELECT json_agg(json_build_object('shard', l.objid::bigint, 'pid', l.pid))
+          FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = $2::int::oid AND l.objsubid = 2
+          AND l.granted), '[]')
+      )::text AS survey`,
+      [s.config.hungAfter, s.shardKey]
+    ),
+    (rows) => JSON.parse(rows[0]!.survey) as Survey
+  )
+
+/** Tries the locks of `shards` (on the lock session); answers with the shards it now owns. */
+export const take = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
+  Effect.map(
+    run<{ readonly k: number }>(`SELECT k FROM unnest($2::int[]) AS k WHERE pg_try_advisory_lock($1, k)`, [
+      s.shardKey,
+      shards
+    ]),
+    (rows) => rows.map((row) => Number(row.k))
+  )
+
+/** Releases the locks of `shards` (on the lock session), and tells the others. */
+export const release = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
+  Effect.zipRight(
+    run(`SELECT pg_advisory_unlock($1, k) FROM unnest($2::int[]) AS k`, [s.shardKey, shards]),
+    run(`SELECT pg_notify($1, 'free')`, [s.channel])
+  )
+
+/** Ends the session of a hung instance, and forgets it; its locks go when its backend exits. */
+export const terminate = (run: Run, s: Statements, instance: { readonly id: string; readonly pid: number }) =>
+  Effect.zipRight(
+    run(`SELECT pg_terminate_backend($1)`, [instance.pid]),
+    run(`DELETE FROM ${s.instances} WHERE id = $1 AND pid = $2`, [instance.id, instance.pid])
+  )
+
+/** Forgets instances whose session is gone. */
+export const forget = (run: Run, s: Statements, ids: ReadonlyArray<string>) =>
+  run(`DELETE FROM ${s.instances} WHERE id = ANY($1::text[])`, [ids])
+
+/** What one look at the shards decides. */
+export interface Plan {
+  readonly release: ReadonlyArray<number>
+  /** Free shards to try, as many as this instance should take. */
+  readonly take: ReadonlyArray<number>
+  /** Hung instances whose session to end. */
+  readonly terminate: ReadonlyArray<{ readonly id: string; readonly pid: number }>
+  /** Instances whose session is gone. */
+  readonly forget: ReadonlyArray<string>
+}
+
+/**
+ * Decides what to take, release and end. Live instances are those whose
+ * heartbeat is fresh and whose lock session still exists (a killed one's is
+ * gone at once, so its share is taken without waiting for `hungAfter`). Each
+ * should own at most `ceil(shards / live)` shards: an instance above that
+ * releases the excess, one below takes free shards, in the order `order`
+ * gives (a random one, so that instances starting together do not all try
+ * the same shards). In `"hold"` mode (not started yet, or flushing) it takes
+ * and releases nothing: a flushing instance finishes what it holds, then
+ * hands every shard back at once.
+ *
+ * @internal
+ */
+export const plan = (
+  survey: Survey,
+  shards: number,
+  owned: ReadonlySet<number>,
+  order: (free: Array<number>) => ReadonlyArray<number>,
+  mode: "share" | "hold"
+): Plan => {
+  const others = survey.instances.filter((i) => i.pid !== survey.me)
+  const live = 1 + others.filter((i) => i.fresh && i.connected).length
+  const holders = new Set(survey.locks.map((l) => l.pid))
+  const target = Math.ceil(shards / live)
+  const mine = Array.from(owned).sort((a, b) => a - b)
+  const taken = new Set(survey.locks.map((l) => l.shard))
+  const free: Array<number> = []
+  for (let shard = 0; shard < shards; shard++) if (!taken.has(shard)) free.push(shard)
+  const sharing = mode === "share"
+  return {
+    release: sharing && mine.length > target ? mine.slice(target) : [],
+    take: sharing && mine.length < target ? order(free).slice(0, target - mine.length) : [],
+    terminate: others.filter((i) => !i.fresh && i.connected && holders.has(i.pid)),
+    forget: others.filter((i) => !i.connected).map((i) => i.id)
+  }
+}
+
+/** The PostgreSQL client's `listen`, when the journal has one. */
+export type Listen = Option.Option<(channel: string) => Stream.Stream<string, SqlError>>
+
+/** What the shared store needs of the journal. */
+export interface Sharing {
+  readonly statements: Statements
+  readonly sql: SqlClient.SqlClient
+  readonly listen: Listen
+  readonly journal: Journal.Service
+}
+
+interface LaneRow {
+  readonly lane: string
+  readonly shard: number | string
+  readonly pending: number | string
+  readonly head_id: string
+  readonly head_attempts: number | string
+  readonly owner: string | null
+  readonly halted: boolean
+}
+
+/**
+ * Every lane with pending tasks, in lane order: one pass over the pending
+ * rows (a hash aggregate: its cost grows with the pending rows, not with a
+ * sort of them), a primary-key lookup per lane for its head, and one scan of
+ * the server's lock table for the owners.
+ */
+export const lanes = (run: Run, s: Statements): Effect.Effect<ReadonlyArray<LaneView>, JournalError> =>
+  run<LaneRow>(
+    `WITH l AS (
+      SELECT lane, min(shard) AS shard, count(*) AS pending, min(seq) AS head FROM ${s.pending} GROUP BY lane
+    ), owners AS (
+      SELECT k.objid::bigint AS shard, i.id FROM pg_locks k JOIN ${s.instances} i ON i.pid = k.pid
+      WHERE k.locktype = 'advisory' AND k.classid = $1::int::oid AND k.objsubid = 2 AND k.granted
+    )
+    SELECT l.lane, l.shard, l.pending, p.id AS head_id, p.attempts AS head_attempts, o.id AS owner,
+      EXISTS (SELECT 1 FROM ${s.halted} h WHERE h.lane = l.lane) AS halted
+    FROM l JOIN ${s.pending} p ON p.seq = l.head LEFT JOIN owners o ON o.shard = l.shard
+    ORDER BY l.lane`,
+    [s.shardKey]
+  ).pipe(
+    Effect.map((rows) =>
+      rows.map((row): LaneView => ({
+        lane: row.lane,
+        shard: Number(row.shard),
+        pending: Number(row.pending),
+        headId: row.head_id,
+        headAttempts: Number(row.head_attempts),
+        owner: row.owner ?? undefined,
+        halted: row.halted
+      }))
+    ),
+    guard("Failed to read the journal's lanes")
+  )
