@@ -2,12 +2,18 @@
  * Sequent's durable executor on SQLite: schedule N tasks that succeed at once,
  * then `flush`. Task i goes to lane `i % lanes` (`--lanes=1`, the default, is
  * the default lane, no key); every task must run exactly once, in order within
- * its lane, and at the end the journal must hold nothing pending (every
+ * its lane (per producer, in `concurrent` mode), and at the end the journal must hold nothing pending (every
  * completion committed).
  *
  * Modes:
- * - `concurrent`: `Effect.forEach(..., { concurrency })` over `schedule`, so
- *   schedules that arrive together share a journal transaction (group commit).
+ * - `concurrent`: `--producers` fibers at once, producer p scheduling tasks
+ *   p, p + producers, p + 2 * producers, ... one after the other, so that
+ *   schedules that arrive together share a journal transaction (group
+ *   commit). Order is checked per producer: tasks start in the order their
+ *   `schedule` calls returned, and only one producer's calls are ordered (a
+ *   producer that waits, say for the event loop to turn, is overtaken by
+ *   others). `--lanes` must divide `--producers`, so each producer's tasks
+ *   share a lane.
  * - `sequential`: one producer awaiting each `schedule` before the next, so
  *   every schedule is its own journal transaction.
  *
@@ -32,7 +38,9 @@ const n = intArg(args, "n", 20_000)
 const producers = intArg(args, "producers", 64)
 const lanes = intArg(args, "lanes", 1)
 
-const check = new LaneCheck(lanes)
+if (mode === "concurrent" && producers % lanes !== 0) throw new Error("--lanes must divide --producers")
+// task i belongs to producer i % producers, whose tasks share lane i % lanes
+const check = new LaneCheck(mode === "concurrent" ? producers : lanes)
 
 // One lane runs one task at a time; `concurrency` is how many lanes may run at once (default 1).
 const layer = Durable.layer({ concurrency: lanes }).pipe(
@@ -47,7 +55,14 @@ const schedule = (i: number) => Typed.schedule(tasks[i]!, { key: keys[i] })
 const program = Effect.gen(function*() {
   const clock = stopwatch()
   if (mode === "concurrent") {
-    yield* Effect.forEach(tasks, (_, i) => schedule(i), { concurrency: producers, discard: true })
+    yield* Effect.forEach(
+      Array.from({ length: producers }, (_, p) => p),
+      (p) =>
+        Effect.gen(function*() {
+          for (let i = p; i < n; i += producers) yield* schedule(i)
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
   } else {
     for (let i = 0; i < n; i++) yield* schedule(i)
   }
@@ -68,7 +83,7 @@ const program = Effect.gen(function*() {
     totalMs,
     enqueueMs,
     cpuMs,
-    check: `${check.describe()}; journal empty`
+    check: `${mode === "concurrent" ? check.describe("producer") : check.describe()}; journal empty`
   })
 }).pipe(Effect.provide(layer))
 
