@@ -47,7 +47,9 @@ export interface DurableTask {
  * and `onFull`. The journal holds every task it accepts, so there is no
  * capacity to reach; given anyway (by a caller the types do not reach), they
  * make the executor die with a `SequentOptionError`, like any invalid option.
- * `R` is what the `deadLetter` handler requires.
+ * `yieldToEventLoop` is off unless given: every `schedule` already waits for
+ * its append to commit, and turns of the event loop split the journal's group
+ * commits. `R` is what the `deadLetter` handler requires.
  *
  * @since 0.1.0
  * @category models

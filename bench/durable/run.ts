@@ -63,6 +63,12 @@ const allCases: ReadonlyArray<Case> = [
     impl: "sequent",
     args: [`--n=${size.sequent}`, "--mode=concurrent", "--producers=64", "--lanes=64"]
   },
+  // the same with the event-loop turns on (a durable executor's default is off)
+  {
+    id: "sequent-lanes-yielding",
+    impl: "sequent",
+    args: [`--n=${size.sequent}`, "--mode=concurrent", "--producers=64", "--lanes=64", "--yield=on"]
+  },
   { id: "sequent-sequential", impl: "sequent", args: [`--n=${size.sequential}`, "--mode=sequential"] },
   // the best single-lane case again at the others' N, so that a ratio at equal N is there too
   {

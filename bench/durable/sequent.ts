@@ -17,7 +17,9 @@
  * - `sequential`: one producer awaiting each `schedule` before the next, so
  *   every schedule is its own journal transaction.
  *
- * Run: node --import tsx bench/durable/sequent.ts [--mode=concurrent|sequential] [--n=20000] [--producers=64] [--lanes=1]
+ * `--yield=on` turns the event-loop turns on (`yieldToEventLoop`, off by default in durable mode).
+ *
+ * Run: node --import tsx bench/durable/sequent.ts [--mode=concurrent|sequential] [--n=20000] [--producers=64] [--lanes=1] [--yield=on]
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -37,13 +39,14 @@ if (mode !== "concurrent" && mode !== "sequential") throw new Error(`--mode: con
 const n = intArg(args, "n", 20_000)
 const producers = intArg(args, "producers", 64)
 const lanes = intArg(args, "lanes", 1)
+const yielding = args["yield"] === "on"
 
 if (mode === "concurrent" && producers % lanes !== 0) throw new Error("--lanes must divide --producers")
 // task i belongs to producer i % producers, whose tasks share lane i % lanes
 const check = new LaneCheck(mode === "concurrent" ? producers : lanes)
 
 // One lane runs one task at a time; `concurrency` is how many lanes may run at once (default 1).
-const layer = Durable.layer({ concurrency: lanes }).pipe(
+const layer = Durable.layer({ concurrency: lanes, yieldToEventLoop: yielding }).pipe(
   Layer.provide(Tasks.handlers({ Work: (task) => Effect.sync(() => check.see(task.n)) })),
   Layer.provideMerge(SqliteJournal.layer({ filename: freshDatabase("sequent") }))
 )
@@ -78,7 +81,7 @@ const program = Effect.gen(function*() {
     impl: "sequent",
     mode: `${mode === "concurrent" ? `${producers} producers` : "1 producer, awaited"}, ${lanes} lane${
       lanes === 1 ? "" : "s"
-    }`,
+    }${yielding ? ", yieldToEventLoop on" : ""}`,
     n,
     totalMs,
     enqueueMs,

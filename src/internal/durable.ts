@@ -116,7 +116,10 @@ export const make = <R>(
     const store = sharing === undefined
       ? yield* JournalStore.make(journal, tasks, clock)
       : yield* sharing.makeStore(tasks, clock)
-    const executor = yield* makeExecutor(options, store)
+    // Off unless asked for: every `schedule` already waits for its append to commit, which paces
+    // the producers, and turns of the event loop split the journal's group commits.
+    const yieldToEventLoop = options.yieldToEventLoop ?? false
+    const executor = yield* makeExecutor({ ...options, yieldToEventLoop }, store)
     yield* store.restore
     const schedule = scheduler(executor, handlers, codec, clock, yield* autoIds)
     const base = control(executor)
