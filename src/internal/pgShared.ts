@@ -25,7 +25,15 @@ import type * as Stream from "effect/Stream"
 import type { AppendResult, Journal, JournalEntry, JournalRecord } from "../Journal.js"
 import { JournalError, JournalNotFoundError } from "../Journal.js"
 import type { LaneView } from "./sharing.js"
-import { chunksOf, guard, inTransaction, sharedNames, storableReason } from "./sqlJournal.js"
+import {
+  chunksOf,
+  guard,
+  inTransaction,
+  type RecordRow,
+  sharedNames,
+  storableReason,
+  toRecord as journalRecord
+} from "./sqlJournal.js"
 
 /** @internal */
 export interface SharingConfig {
@@ -256,27 +264,11 @@ export const append = (sql: SqlClient.SqlClient, s: Statements) =>
     })).pipe(guard(`Failed to append ${entries.length} journal entries`))
 }
 
-interface Row {
-  readonly seq: number | string
-  readonly id: string
-  readonly lane: string
-  readonly tag: string
-  readonly payload: string
-  readonly scheduled_at: number | string
-  readonly attempts: number | string
+interface Row extends RecordRow {
   readonly shard: number | string
 }
 
-const toRecord = (row: Row): SharedRecord => ({
-  seq: Number(row.seq),
-  id: row.id,
-  lane: row.lane,
-  tag: row.tag,
-  payload: row.payload,
-  scheduledAt: Number(row.scheduled_at),
-  attempts: Number(row.attempts),
-  shard: Number(row.shard)
-})
+const toRecord = (row: Row): SharedRecord => ({ ...journalRecord(row), shard: Number(row.shard) })
 
 /**
  * The shared `redrive`: the dead letter goes back to pending under its

@@ -179,7 +179,8 @@ export const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArra
   return out
 }
 
-interface RecordRow {
+/** @internal */
+export interface RecordRow {
   readonly seq: number | string | bigint
   readonly id: string
   readonly lane: string
@@ -195,7 +196,8 @@ interface DeadLetterRow extends RecordRow {
 }
 
 // PostgreSQL hands BIGINT back as a string; SQLite hands back numbers.
-const toRecord = (row: RecordRow): JournalRecord => ({
+/** @internal */
+export const toRecord = (row: RecordRow): JournalRecord => ({
   seq: Number(row.seq),
   id: row.id,
   lane: row.lane,
