@@ -14,12 +14,12 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
+import { spawnTsx } from "./support/ChildProcess.js"
 
 const TASKS = 10_000
 const LANES = 100
@@ -64,21 +64,19 @@ const startWorker = (
   markers: ReadonlyArray<string>
 ): Effect.Effect<Worker, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.gen(function*() {
-      const lines = yield* Queue.unbounded<string | undefined>()
-      const args = [files.journal, files.log, files.watermark, seed, TASKS, LANES, CONCURRENCY, markers.join(",")]
-      const child = spawn(process.execPath, ["--import", "tsx", fixture, ...args.map(String)], {
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let stderr = ""
-      child.stderr!.on("data", (chunk) => {
-        stderr += String(chunk)
-      })
-      const reader = createInterface({ input: child.stdout! })
-      reader.on("line", (line) => Queue.unsafeOffer(lines, line))
-      reader.on("close", () => Queue.unsafeOffer(lines, undefined))
-      return { child, pid: child.pid!, lines, stderr: () => stderr }
-    }),
+    Effect.map(
+      spawnTsx(fixture, [
+        files.journal,
+        files.log,
+        files.watermark,
+        seed,
+        TASKS,
+        LANES,
+        CONCURRENCY,
+        markers.join(",")
+      ]),
+      (worker) => ({ ...worker, pid: worker.child.pid! })
+    ),
     ({ child }) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
   )
 

@@ -21,11 +21,11 @@ import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
-import { createInterface } from "node:readline"
+import type { ChildProcess } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { Journal } from "../../src/Journal.js"
 import * as PgJournal from "../../src/PgJournal.js"
+import { spawnTsx } from "./support/ChildProcess.js"
 import { makeRun, url } from "./support/PgTables.js"
 
 const run = makeRun("s")
@@ -54,21 +54,10 @@ interface Worker {
 /** Starts a worker and waits for its `ready`; it is killed with the scope if still alive. */
 const startWorker = (prefix: string, name: string, hungAfter = RELAXED): Effect.Effect<Worker, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.sync(() => {
-      const lines = Effect.runSync(Queue.unbounded<string | undefined>())
-      const args = [Redacted.value(url), prefix, name, HEARTBEAT, hungAfter, TASK_MS].map(String)
-      const child = spawn(process.execPath, ["--import", "tsx", fixture, ...args], {
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let stderr = ""
-      child.stderr!.on("data", (chunk) => {
-        stderr += String(chunk)
-      })
-      const reader = createInterface({ input: child.stdout! })
-      reader.on("line", (line) => Queue.unsafeOffer(lines, line))
-      reader.on("close", () => Queue.unsafeOffer(lines, undefined))
-      return { name, child, lines, stderr: () => stderr }
-    }),
+    Effect.map(
+      spawnTsx(fixture, [Redacted.value(url), prefix, name, HEARTBEAT, hungAfter, TASK_MS]),
+      (worker) => ({ ...worker, name })
+    ),
     ({ child, lines, name }) =>
       Effect.sync(() => {
         if (child.signalCode === "SIGSTOP") child.kill("SIGCONT")
