@@ -286,13 +286,15 @@ const makeShared = (tablePrefix: string, options: SharingOptions) =>
       ),
       Effect.ignore(run(migrationLock("unlock"), [lockNamespace + 1, tablePrefix]))
     )
+    const append = shared.append(sql, statements)
     const sharedJournal: Journal.Service = {
       ...journal,
-      append: shared.append(sql, statements),
+      append: (entries) => append(entries.map((entry) => ({ entry, awaitedBy: undefined }))),
       redrive: shared.redrive(sql, statements),
       unhalt: shared.unhalt(sql, statements)
     }
-    const sharing = { statements, sql, listen: Option.map(pg, (client) => client.listen), journal: sharedJournal }
+    const listen = Option.map(pg, (client) => client.listen)
+    const sharing = { statements, sql, listen, append, journal: sharedJournal }
     return withSharing(sharedJournal, {
       makeStore: (tasks, clock) => SharedStore.make(sharing, tasks, clock),
       lanes: shared.lanes((text, params) => sql.unsafe(text, params), statements)

@@ -24,7 +24,7 @@ import { make as makeCodec } from "./codec.js"
 import * as JournalStore from "./durableStore.js"
 import type { Executor } from "./executor.js"
 import { refuseInDurableMode } from "./options.js"
-import { outcome } from "./outcome.js"
+import { makeCodec as makeOutcomeCodec, outcome } from "./outcome.js"
 import { control, makeExecutor } from "./sequent.js"
 import { sharingOf } from "./sharing.js"
 import { invalidIdOrKey } from "./taskInput.js"
@@ -110,7 +110,7 @@ export const make = <R>(
     const codec = makeCodec(handlers.kinds)
     const decode = (record: JournalRecord) =>
       Effect.map(codec.decode(record.tag, record.payload), (task) => handlers.handle(task))
-    const tasks = { decode, context: handlers.context }
+    const tasks = { decode, context: handlers.context, outcomes: makeOutcomeCodec(handlers.kinds) }
     const sharing = sharingOf(journal)
     // a shared journal (PgJournal with `sharing`) runs only the lanes of the shards this instance owns
     const store = sharing === undefined

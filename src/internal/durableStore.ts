@@ -30,6 +30,7 @@ import type {
 import { SequentDuplicateTaskError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
 import type { Job } from "./lane.js"
+import type { OutcomeCodec } from "./outcome.js"
 import type { Intake, Store } from "./store.js"
 
 /** The first and the longest delay between two tries of a journal write the executor waits on. */
@@ -65,6 +66,8 @@ export interface Tasks {
   readonly decode: (record: JournalRecord) => Effect.Effect<Effect.Effect<unknown, unknown>, string>
   /** The services every stored task runs with. */
   readonly context: Context.Context<unknown>
+  /** Outcomes as text, for a `submit` on one instance whose task runs on another. */
+  readonly outcomes: OutcomeCodec
 }
 
 /** What the waiter of a task gets when its id was already pending or dead-lettered, so nothing was stored. */

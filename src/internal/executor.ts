@@ -571,7 +571,7 @@ export class Executor<Entry, E> implements Intake {
 
   succeeded(worker: Worker<Entry, E>, value: unknown): Effect.Effect<void> {
     worker.value = value
-    return this.afterWrite(this.store.complete(worker.job), worker, this.settle)
+    return this.afterWrite(this.store.complete(worker.job, value), worker, this.settle)
   }
 
   private readonly settle = (worker: Worker<Entry, E>): Effect.Effect<void> => {

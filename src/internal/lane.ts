@@ -36,7 +36,8 @@ export class Job {
     public task: Effect.Effect<unknown, unknown, unknown>,
     public context: Context.Context<unknown>,
     readonly policy: Policy,
-    readonly waiter: Waiter | undefined,
+    /** Who waits for the outcome; a shared store hands it on when the job's lane moves to another instance. */
+    public waiter: Waiter | undefined,
     public id: number,
     /** Milliseconds after the executor's epoch (see `Observer.epoch`). */
     public scheduledAt: number

@@ -7,6 +7,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
@@ -15,7 +16,8 @@ import {
   SequentDuplicateTaskError,
   SequentFalseError,
   SequentOutcomeError,
-  SequentStoppedError
+  SequentStoppedError,
+  SequentTimeoutError
 } from "../SequentError.js"
 import type { AnyTaskKind, FailureOf, OutcomeError, ResultSchema, SuccessOf } from "../TaskKind.js"
 
@@ -93,3 +95,91 @@ export const outcome = <T extends { readonly _tag: string }>(
   else answer = Effect.flatMap(roundTripCause(kind, exit.cause), (cause) => Effect.failCause(cause))
   return answer as Effect.Effect<SuccessOf<T>, FailureOf<T> | OutcomeError<T>>
 }
+
+/** An attempt's timeout, the one error of the executor's own a give-up's cause can hold. */
+const TimeoutSchema = Schema.transform(
+  Schema.Struct({ _tag: Schema.Literal("SequentTimeoutError"), millis: Schema.Number }),
+  Schema.instanceOf(SequentTimeoutError),
+  {
+    strict: true,
+    decode: ({ millis }) => new SequentTimeoutError({ timeout: Duration.millis(millis) }),
+    encode: (error) => ({ _tag: "SequentTimeoutError" as const, millis: Duration.toMillis(error.timeout) })
+  }
+)
+
+/** A failed round trip of an outcome, which travels as itself. */
+const OutcomeErrorSchema = Schema.transform(
+  Schema.Struct({
+    _tag: Schema.Literal("SequentOutcomeError"),
+    tag: Schema.String,
+    outcome: Schema.Literal("success", "failure"),
+    reason: Schema.String
+  }),
+  Schema.instanceOf(SequentOutcomeError),
+  {
+    strict: true,
+    decode: ({ outcome, reason, tag }) => new SequentOutcomeError({ tag, outcome, reason }),
+    encode: ({ outcome, reason, tag }) => ({ _tag: "SequentOutcomeError" as const, tag, outcome, reason })
+  }
+)
+
+/**
+ * How an outcome travels between instances, as JSON: a request kind's
+ * success and typed failures through its schemas; anything else a handler
+ * fails or dies with as `Schema.Defect` has it (an `Error` keeps its name
+ * and message). A plain kind's success travels as `null`: its `submit`
+ * answers `void`.
+ */
+const exitSchema = (kind: AnyTaskKind | undefined): Schema.Schema<Exit.Exit<unknown, unknown>, string> => {
+  const request = kind !== undefined && isRequestKind(kind)
+  const success = request ? kind.success as Schema.Schema<unknown, unknown> : Schema.Null
+  const failure = request
+    ? Schema.Union(kind.failure as Schema.Schema<unknown, unknown>, TimeoutSchema, OutcomeErrorSchema, Schema.Defect)
+    : Schema.Union(TimeoutSchema, OutcomeErrorSchema, Schema.Defect)
+  return Schema.parseJson(Schema.Exit({ success, failure, defect: Schema.Defect })) as Schema.Schema<
+    Exit.Exit<unknown, unknown>,
+    string
+  >
+}
+
+/**
+ * Outcomes of tasks as text, for a `submit` whose task runs on another
+ * instance: the instance that runs it encodes, the one that waits decodes. An
+ * outcome that does not encode travels as its `SequentOutcomeError`.
+ *
+ * @internal
+ */
+export const makeCodec = (kinds: ReadonlyMap<string, AnyTaskKind>) => {
+  const schemas = new Map<string, Schema.Schema<Exit.Exit<unknown, unknown>, string>>()
+  const schemaOf = (tag: string) => {
+    let schema = schemas.get(tag)
+    if (schema === undefined) schemas.set(tag, schema = exitSchema(kinds.get(tag)))
+    return schema
+  }
+  const plain = (tag: string, exit: Exit.Exit<unknown, unknown>) => {
+    const kind = kinds.get(tag)
+    return Exit.isSuccess(exit) && (kind === undefined || !isRequestKind(kind)) ? Exit.succeed(null) : exit
+  }
+  return {
+    encode: (tag: string, exit: Exit.Exit<unknown, unknown>): Effect.Effect<string> =>
+      Schema.encode(schemaOf(tag))(plain(tag, exit)).pipe(
+        Effect.catchAll((error) => {
+          const failed = new SequentOutcomeError({
+            tag,
+            outcome: Exit.isSuccess(exit) ? "success" : "failure",
+            reason: error.message
+          })
+          return Effect.orDie(Schema.encode(schemaOf(tag))(Exit.fail(failed)))
+        })
+      ),
+    decode: (tag: string, text: string): Effect.Effect<Exit.Exit<unknown, unknown>> =>
+      Schema.decode(schemaOf(tag))(text).pipe(
+        Effect.catchAll((error) =>
+          Effect.succeed(Exit.fail(new SequentOutcomeError({ tag, outcome: "failure", reason: error.message })))
+        )
+      )
+  }
+}
+
+/** @internal */
+export type OutcomeCodec = ReturnType<typeof makeCodec>

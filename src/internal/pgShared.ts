@@ -46,9 +46,18 @@ export interface SharingConfig {
   readonly poll: number
 }
 
-/** A pending record and its shard. */
+/** A pending record, its shard, and the instance waiting for its outcome (a `submit` there), if one is. */
 export interface SharedRecord extends JournalRecord {
   readonly shard: number
+  readonly awaitedBy: string | undefined
+}
+
+/** The outcome of a task for the instance whose `submit` waits for it, as `OutcomeCodec` encodes it. */
+export interface Outcome {
+  readonly id: string
+  readonly awaitedBy: string
+  readonly tag: string
+  readonly exit: string
 }
 
 /** Runs one statement on a connection. */
@@ -85,6 +94,7 @@ export interface Statements {
   readonly halted: string
   readonly instances: string
   readonly sharing: string
+  readonly outcomes: string
 }
 
 const quote = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
@@ -116,7 +126,8 @@ export const statements = (
         dead: quote(names.deadLetters),
         halted: quote(names.halted),
         instances: quote(names.instances),
-        sharing: quote(names.sharing)
+        sharing: quote(names.sharing),
+        outcomes: quote(names.outcomes)
       }
     }
   )
@@ -185,13 +196,20 @@ const lockShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) => {
   return run(`SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, [s.appendKey, stripes])
 }
 
+/** An entry to append, and the instance that waits for its outcome, if one does. */
+export interface SharedEntry {
+  readonly entry: JournalEntry
+  readonly awaitedBy: string | undefined
+}
+
 /** Inserts the entries whose id is neither pending nor dead, numbering them in input order. */
-const insertShared = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntry>) =>
-  run<{ readonly id: string; readonly seq: string | number }>(
-    `INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard)
-    SELECT v.id, v.lane, v.tag, v.payload, v.scheduled_at, v.shard
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::int[]) WITH ORDINALITY
-      AS v(id, lane, tag, payload, scheduled_at, shard, n)
+const insertShared = (run: Run, s: Statements, appends: ReadonlyArray<SharedEntry>) => {
+  const entries = appends.map((a) => a.entry)
+  return run<{ readonly id: string; readonly seq: string | number }>(
+    `INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard, awaited_by)
+    SELECT v.id, v.lane, v.tag, v.payload, v.scheduled_at, v.shard, v.awaited_by
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::int[], $7::text[]) WITH ORDINALITY
+      AS v(id, lane, tag, payload, scheduled_at, shard, awaited_by, n)
     WHERE NOT EXISTS (SELECT 1 FROM ${s.dead} d WHERE d.id = v.id)
     ORDER BY v.n
     ON CONFLICT (id) DO NOTHING
@@ -202,9 +220,11 @@ const insertShared = (run: Run, s: Statements, entries: ReadonlyArray<JournalEnt
       entries.map((e) => e.tag),
       entries.map((e) => e.payload),
       entries.map((e) => e.scheduledAt),
-      entries.map((e) => shardOf(e.lane, s.config.shards))
+      entries.map((e) => shardOf(e.lane, s.config.shards)),
+      appends.map((a) => a.awaitedBy ?? null)
     ]
   )
+}
 
 /** The seqs of the ids that are pending or dead-lettered. */
 export const storedSeqs = (run: Run, s: Statements, ids: ReadonlyArray<string>) =>
@@ -212,6 +232,14 @@ export const storedSeqs = (run: Run, s: Statements, ids: ReadonlyArray<string>) 
     `SELECT id, seq FROM ${s.pending} WHERE id = ANY($1::text[])
     UNION ALL SELECT id, seq FROM ${s.dead} WHERE id = ANY($1::text[])`,
     [ids]
+  )
+
+/** The ids of `ids` whose outcome `instance` waits for: pending, or with the outcome kept. */
+export const awaitedBy = (run: Run, s: Statements, ids: ReadonlyArray<string>, instance: string) =>
+  run<{ readonly id: string }>(
+    `SELECT id FROM ${s.pending} WHERE id = ANY($1::text[]) AND awaited_by = $2
+    UNION SELECT id FROM ${s.outcomes} WHERE id = ANY($1::text[]) AND awaited_by = $2`,
+    [ids, instance]
   )
 
 const shardsOf = (s: Statements, lanes: ReadonlyArray<string>) =>
@@ -224,15 +252,15 @@ const notifyAtMost = 256
 const notifyShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
   run(`SELECT pg_notify($1, $2)`, [s.channel, shards.length > notifyAtMost ? "*" : shards.join(",")])
 
-const appendChunk = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntry>) =>
+const appendChunk = (run: Run, s: Statements, appends: ReadonlyArray<SharedEntry>) =>
   Effect.gen(function*() {
     const seqs = new Map<string, number>()
     const inserted = new Set<string>()
-    for (const row of yield* insertShared(run, s, entries)) {
+    for (const row of yield* insertShared(run, s, appends)) {
       seqs.set(row.id, Number(row.seq))
       inserted.add(row.id)
     }
-    const known = entries.map((e) => e.id).filter((id) => !inserted.has(id))
+    const known = appends.map((a) => a.entry.id).filter((id) => !inserted.has(id))
     if (known.length > 0) { for (const row of yield* storedSeqs(run, s, known)) seqs.set(row.id, Number(row.seq)) }
     return { seqs, inserted }
   })
@@ -243,12 +271,12 @@ const appendChunk = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntr
  */
 export const append = (sql: SqlClient.SqlClient, s: Statements) =>
 (
-  entries: ReadonlyArray<JournalEntry>
+  appends: ReadonlyArray<SharedEntry>
 ): Effect.Effect<ReadonlyArray<AppendResult>, JournalError> => {
-  if (entries.length === 0) return Effect.succeed([])
-  const unique = new Map<string, JournalEntry>()
-  for (const entry of entries) if (!unique.has(entry.id)) unique.set(entry.id, entry)
-  const shards = shardsOf(s, Array.from(unique.values(), (e) => e.lane))
+  if (appends.length === 0) return Effect.succeed([])
+  const unique = new Map<string, SharedEntry>()
+  for (const a of appends) if (!unique.has(a.entry.id)) unique.set(a.entry.id, a)
+  const shards = shardsOf(s, Array.from(unique.values(), (a) => a.entry.lane))
   return transaction(sql, (run) =>
     Effect.gen(function*() {
       yield* lockShards(run, s, shards)
@@ -260,15 +288,23 @@ export const append = (sql: SqlClient.SqlClient, s: Statements) =>
         done.inserted.forEach((id) => inserted.add(id))
       }
       if (inserted.size > 0) yield* notifyShards(run, s, shards)
-      return entries.map((entry): AppendResult => ({ seq: seqs.get(entry.id)!, inserted: inserted.delete(entry.id) }))
-    })).pipe(guard(`Failed to append ${entries.length} journal entries`))
+      return appends.map(({ entry }): AppendResult => ({
+        seq: seqs.get(entry.id)!,
+        inserted: inserted.delete(entry.id)
+      }))
+    })).pipe(guard(`Failed to append ${appends.length} journal entries`))
 }
 
 interface Row extends RecordRow {
   readonly shard: number | string
+  readonly awaited_by: string | null
 }
 
-const toRecord = (row: Row): SharedRecord => ({ ...journalRecord(row), shard: Number(row.shard) })
+const toRecord = (row: Row): SharedRecord => ({
+  ...journalRecord(row),
+  shard: Number(row.shard),
+  awaitedBy: row.awaited_by ?? undefined
+})
 
 /**
  * The shared `redrive`: the dead letter goes back to pending under its
@@ -288,12 +324,12 @@ export const redrive = (sql: SqlClient.SqlClient, s: Statements) =>
         `WITH d AS (DELETE FROM ${s.dead} WHERE id = $1 RETURNING id, lane, tag, payload, scheduled_at)
         INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard)
         SELECT id, lane, tag, payload, scheduled_at, $2 FROM d
-        RETURNING seq, id, lane, tag, payload, scheduled_at, attempts, shard`,
+        RETURNING seq, id, lane, tag, payload, scheduled_at, attempts, shard, awaited_by`,
         [id, shards[0]]
       )
       if (rows.length === 0) return yield* new JournalNotFoundError({ id })
       yield* notifyShards(run, s, shards)
-      const { shard: _, ...record } = toRecord(rows[0]!)
+      const { awaitedBy: _a, shard: _s, ...record } = toRecord(rows[0]!)
       return record
     })).pipe(guard(`Failed to redrive journal record ${JSON.stringify(id)}`))
 
@@ -310,7 +346,7 @@ export const fetch = (
 ): Effect.Effect<ReadonlyArray<SharedRecord>, SqlError> =>
   Effect.map(
     run<Row>(
-      `SELECT p.seq, p.id, p.lane, p.tag, p.payload, p.scheduled_at, p.attempts, p.shard
+      `SELECT p.seq, p.id, p.lane, p.tag, p.payload, p.scheduled_at, p.attempts, p.shard, p.awaited_by
       FROM ${s.pending} p JOIN unnest($1::int[], $2::bigint[]) AS c(shard, after)
         ON p.shard = c.shard AND p.seq > c.after
       ORDER BY p.seq LIMIT $3`,
@@ -348,24 +384,89 @@ export const haltedLanes = (run: Run, s: Statements) =>
 export const complete = (run: Run, s: Statements, seqs: ReadonlyArray<number>) =>
   run(`DELETE FROM ${s.pending} WHERE seq = ANY($1::bigint[])`, [seqs])
 
+/**
+ * Keeps the outcomes of the records `deleted` returns (the records whose
+ * removal commits with them) for the instances waiting for them, and wakes
+ * those. An instance that is gone gets none: nobody would take it.
+ */
+const answer = (s: Statements, deleted: string, outcomes: string, channel: string) =>
+  `answer AS (
+    INSERT INTO ${s.outcomes} (id, awaited_by, tag, exit)
+    SELECT o.id, o.awaited_by, o.tag, o.exit FROM ${outcomes} JOIN ${deleted} ON d.id = o.id
+    WHERE EXISTS (SELECT 1 FROM ${s.instances} i WHERE i.id = o.awaited_by)
+    ON CONFLICT (id) DO UPDATE SET awaited_by = EXCLUDED.awaited_by, tag = EXCLUDED.tag, exit = EXCLUDED.exit
+    RETURNING awaited_by
+  )
+  SELECT pg_notify(${channel}, 'outcome:' || a) FROM (SELECT DISTINCT awaited_by AS a FROM answer) w`
+
+/**
+ * Deletes completed records and keeps the outcomes waited for elsewhere, in
+ * one statement (on the lock session): an outcome is kept if and only if its
+ * record's completion commits.
+ */
+export const completeAnswering = (
+  run: Run,
+  s: Statements,
+  seqs: ReadonlyArray<number>,
+  outcomes: ReadonlyArray<Outcome>
+) =>
+  outcomes.length === 0 ? complete(run, s, seqs) : run(
+    `WITH d AS (DELETE FROM ${s.pending} WHERE seq = ANY($1::bigint[]) RETURNING id), ${
+      answer(s, "d", "unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS o(id, awaited_by, tag, exit)", "$6")
+    }`,
+    [
+      seqs,
+      outcomes.map((o) => o.id),
+      outcomes.map((o) => o.awaitedBy),
+      outcomes.map((o) => o.tag),
+      outcomes.map((o) => o.exit),
+      s.channel
+    ]
+  )
+
+/** Takes the outcomes kept for `instance`. */
+export const takeOutcomes = (run: Run, s: Statements, instance: string) =>
+  run<Outcome & { readonly awaited_by: string }>(
+    `DELETE FROM ${s.outcomes} WHERE awaited_by = $1 RETURNING id, awaited_by, tag, exit`,
+    [instance]
+  )
+
 /** Records a failed attempt (on the lock session). */
 export const attemptFailed = (run: Run, s: Statements, seq: number, attempts: number) =>
   run(`UPDATE ${s.pending} SET attempts = $1 WHERE seq = $2`, [attempts, seq])
 
-/** Moves a record to the dead letters, halting its lane with `halt`: one statement, so no transaction is left open. */
+/**
+ * Moves a record to the dead letters, halting its lane with `halt` and
+ * keeping `outcome` for the instance waiting for it: one statement, so no
+ * transaction is left open.
+ */
 export const deadLetter = (
   run: Run,
   s: Statements,
   letter: { readonly seq: number; readonly attempts: number; readonly reason: string; readonly failedAt: number },
-  halt: boolean
+  halt: boolean,
+  outcome?: Outcome | undefined
 ) =>
   run(
-    `WITH moved AS (DELETE FROM ${s.pending} WHERE seq = $1
+    `WITH d AS (DELETE FROM ${s.pending} WHERE seq = $1
       RETURNING seq, id, lane, tag, payload, scheduled_at),
     letter AS (INSERT INTO ${s.dead} (seq, id, lane, tag, payload, scheduled_at, attempts, reason, failed_at)
-      SELECT seq, id, lane, tag, payload, scheduled_at, $2, $3, $4 FROM moved RETURNING lane)
-    INSERT INTO ${s.halted} (lane) SELECT lane FROM letter WHERE $5 ON CONFLICT (lane) DO NOTHING`,
-    [letter.seq, letter.attempts, storableReason(letter.reason), letter.failedAt, halt]
+      SELECT seq, id, lane, tag, payload, scheduled_at, $2, $3, $4 FROM d RETURNING lane),
+    halt AS (INSERT INTO ${s.halted} (lane) SELECT lane FROM letter WHERE $5 ON CONFLICT (lane) DO NOTHING), ${
+      answer(s, "d", "(SELECT $6::text AS id, $7::text AS awaited_by, $8::text AS tag, $9::text AS exit) o", "$10")
+    }`,
+    [
+      letter.seq,
+      letter.attempts,
+      storableReason(letter.reason),
+      letter.failedAt,
+      halt,
+      outcome?.id ?? null,
+      outcome?.awaitedBy ?? null,
+      outcome?.tag ?? null,
+      outcome?.exit ?? null,
+      s.channel
+    ]
   )
 
 /** Writes this instance's heartbeat, naming its lock session's backend. */
@@ -432,9 +533,13 @@ export const terminate = (run: Run, s: Statements, instance: { readonly id: stri
     run(`DELETE FROM ${s.instances} WHERE id = $1 AND pid = $2`, [instance.id, instance.pid])
   )
 
-/** Forgets instances whose session is gone. */
+/** Forgets instances whose session is gone, and the outcomes kept for them. */
 export const forget = (run: Run, s: Statements, ids: ReadonlyArray<string>) =>
-  run(`DELETE FROM ${s.instances} WHERE id = ANY($1::text[])`, [ids])
+  run(
+    `WITH gone AS (DELETE FROM ${s.instances} WHERE id = ANY($1::text[]))
+    DELETE FROM ${s.outcomes} WHERE awaited_by = ANY($1::text[])`,
+    [ids]
+  )
 
 /** What one look at the shards decides. */
 export interface Plan {
@@ -492,6 +597,7 @@ export interface Sharing {
   readonly statements: Statements
   readonly sql: SqlClient.SqlClient
   readonly listen: Listen
+  readonly append: (appends: ReadonlyArray<SharedEntry>) => Effect.Effect<ReadonlyArray<AppendResult>, JournalError>
   readonly journal: Journal.Service
 }
 

@@ -70,7 +70,7 @@ interface Epoch {
 interface Held {
   readonly epoch: Epoch
   readonly job: Job
-  readonly lane: string
+  readonly record: Pg.SharedRecord
 }
 
 /** The lock session: a connection reserved for as long as it lives. */
@@ -79,14 +79,11 @@ interface Session {
   readonly scope: Scope.CloseableScope
 }
 
-/** A `submit` waiting for its task to be read here. */
-interface Pending {
-  readonly waiter: Waiter
-  readonly shard: number
-}
-
 /** Why a task of a lost shard stops: its lane is evicted, so no one sees this but the task. */
 const moved = new SequentStoppedError({ attempts: 0 })
+
+/** What a `submit` still waiting when the instance shuts down gets: no outcome can reach it any more. */
+const shutDown = new SequentStoppedError({ attempts: 0 })
 
 /** The shared store's state. Plain and mutable; every change is one synchronous step. */
 class Shares {
@@ -96,7 +93,15 @@ class Shares {
   readonly owned = new Map<number, Epoch>()
   readonly last = new Map<number, Epoch>()
   readonly held = new Map<number, Held>()
-  readonly waiters = new Map<string, Pending>()
+  /**
+   * The `submit` callers of this instance, by task id, from their append
+   * until their outcome: a job read here carries its caller's waiter, and an
+   * outcome kept by another instance answers it.
+   */
+  readonly awaiting = new Map<string, Waiter>()
+  /** Whether an outcome was kept for this instance since it last took them, and when it last did. */
+  outcomesDue = false
+  outcomesTakenAt = 0
   /** Statements on the client's pool: reads and appends, which need no fence. */
   readonly pool: Pg.Run
   /** When the last look at the shards succeeded (the heartbeat is at most `heartbeat` older). */
@@ -106,6 +111,7 @@ class Shares {
   haltsReadAt = 0
 
   constructor(
+    readonly instance: string,
     readonly sharing: Pg.Sharing,
     readonly fiberId: FiberId.FiberId,
     readonly clock: Clock.Clock,
@@ -166,18 +172,21 @@ class Shares {
     this.last.set(shard, epoch)
   }
 
-  /** Gives up a shard here: its lanes leave the executor, its tasks stop, its waiters are answered. */
+  /**
+   * Gives up a shard here: its lanes leave the executor and its tasks stop.
+   * Their callers keep waiting: the shard's next owner runs the tasks, and
+   * keeps their outcomes for them.
+   */
   lose(epoch: Epoch): void {
     if (!epoch.alive) return
     epoch.alive = false
     this.owned.delete(epoch.shard)
-    for (const lane of epoch.lanes) this.intake.evict(keyOf(lane))
-    for (const [seq, held] of this.held) if (held.epoch === epoch) this.held.delete(seq)
-    for (const [id, pending] of this.waiters) {
-      if (pending.shard !== epoch.shard) continue
-      this.waiters.delete(id)
-      pending.waiter.done(Exit.fail(moved))
+    for (const [seq, held] of this.held) {
+      if (held.epoch !== epoch) continue
+      held.job.waiter = undefined
+      this.held.delete(seq)
     }
+    for (const lane of epoch.lanes) this.intake.evict(keyOf(lane))
     Deferred.unsafeDone(epoch.lost, Exit.void)
   }
 
@@ -197,12 +206,30 @@ class Shares {
   /** A give-up that halts its lane: remembered, so that a resume elsewhere lifts it here. */
   gaveUp(job: Job, halt: boolean): void {
     const held = this.held.get(job.seq)
-    if (halt && held !== undefined && held.job === job && held.epoch.alive) held.epoch.halted.add(held.lane)
+    if (halt && held !== undefined && held.job === job && held.epoch.alive) held.epoch.halted.add(held.record.lane)
   }
 
+  /** A job whose end is written: its caller, if it is here, is answered by the executor. */
   finished(job: Job): void {
     const held = this.held.get(job.seq)
-    if (held !== undefined && held.job === job) this.held.delete(job.seq)
+    if (held === undefined || held.job !== job) return
+    this.held.delete(job.seq)
+    if (job.waiter !== undefined) this.awaiting.delete(held.record.id)
+  }
+
+  /**
+   * The outcome to keep for a caller on another instance, for a job read here
+   * without its caller's waiter; `undefined` for a job nobody waits for, or
+   * whose caller the executor answers here.
+   */
+  outcomeFor(job: Job, exit: () => Exit.Exit<unknown, unknown>, tasks: Tasks): Effect.Effect<Pg.Outcome | undefined> {
+    const held = this.held.get(job.seq)
+    const awaitedBy = held?.record.awaitedBy
+    if (held === undefined || held.job !== job || awaitedBy === undefined || job.waiter !== undefined) {
+      return Effect.succeed(undefined)
+    }
+    const { id, tag } = held.record
+    return Effect.map(tasks.outcomes.encode(tag, exit()), (text) => ({ id, awaitedBy, tag, exit: text }))
   }
 
   /** The task of a record, stopped when its epoch ends; the epoch counts it while it runs. */
@@ -377,12 +404,11 @@ const hold = (shares: Shares, tasks: Tasks, clock: Clock.Clock, epoch: Epoch, re
     onSuccess: (task) =>
       Effect.sync(() => {
         const intake = shares.intake
-        const pending = shares.waiters.get(record.id)
-        if (pending !== undefined) shares.waiters.delete(record.id)
-        const job = intake.job(shares.guarded(epoch, task), tasks.context, intake.config.policy, pending?.waiter)
+        const waiter = record.awaitedBy === shares.instance ? shares.awaiting.get(record.id) : undefined
+        const job = intake.job(shares.guarded(epoch, task), tasks.context, intake.config.policy, waiter)
         job.attempts = record.attempts
         job.seq = record.seq
-        shares.held.set(record.seq, { epoch, job, lane: record.lane })
+        shares.held.set(record.seq, { epoch, job, record })
         epoch.lanes.add(record.lane)
         intake.restore(keyOf(record.lane), job)
       })
@@ -432,6 +458,11 @@ const follow = (shares: Shares, wakeShards: () => void) =>
               shares.haltsDue = true
               return shares.wakeFetch()
             }
+            if (payload.startsWith("outcome:")) {
+              if (payload.slice(8) !== shares.instance) return
+              shares.outcomesDue = true
+              return shares.wakeFetch()
+            }
             if (payload.split(",").some((shard) => shares.owned.has(Number(shard)))) shares.wakeFetch()
           })
         ),
@@ -448,22 +479,42 @@ interface Appending {
   readonly waiter: Waiter | undefined
 }
 
-/** Answers one appended task: counts it out here (its owner counts it), and settles or keeps its waiter. */
+/** Answers one appended task: counts it out here (its owner counts it); its caller waits for the outcome. */
 const appended = (shares: Shares, appending: Appending, inserted: boolean) => {
   const { entry, job, waiter } = appending
   shares.intake.release(job, Exit.void)
-  const shard = Pg.shardOf(entry.lane, shares.config.shards)
-  if (waiter !== undefined && shares.waiters.get(entry.id)?.waiter === waiter) {
-    if (!inserted) {
-      shares.waiters.delete(entry.id)
-      waiter.done(Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id })))
-    } else if (!shares.owned.has(shard)) {
-      // the task runs on another instance: this one cannot see its outcome
-      shares.waiters.delete(entry.id)
-      waiter.done(Exit.fail(moved))
-    }
+  if (waiter !== undefined && !inserted && shares.awaiting.get(entry.id) === waiter) {
+    shares.awaiting.delete(entry.id)
+    waiter.done(Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id })))
   }
-  if (inserted && shares.owned.has(shard)) shares.wakeFetch()
+  if (inserted && shares.owned.has(Pg.shardOf(entry.lane, shares.config.shards))) shares.wakeFetch()
+}
+
+/** A task not appended: un-counted, its caller forgotten; its `schedule` fails. */
+const notAppended = (shares: Shares, appending: Appending) => {
+  if (shares.awaiting.get(appending.entry.id) === appending.waiter) shares.awaiting.delete(appending.entry.id)
+  shares.intake.release(appending.job, Exit.void)
+}
+
+/**
+ * After a failed append, which of `batch` the journal holds: a task another
+ * caller had stored under the same id is a duplicate for a `submit`, which
+ * would wait for an outcome kept for someone else.
+ */
+const storedAfterFailure = (shares: Shares, batch: ReadonlyArray<Appending>) => {
+  const s = shares.sharing.statements
+  const ids = batch.map((a) => a.entry.id)
+  const awaited = batch.some((a) => a.waiter !== undefined)
+  return persist(
+    "append check",
+    Effect.all([
+      Pg.storedSeqs(shares.pool, s, ids),
+      awaited ? Pg.awaitedBy(shares.pool, s, ids, shares.instance) : Effect.succeed([])
+    ])
+  ).pipe(Effect.map(([stored, ours]) => ({
+    stored: new Set(stored.map((row) => row.id)),
+    ours: new Set(ours.map((row) => row.id))
+  })))
 }
 
 /**
@@ -472,12 +523,11 @@ const appended = (shares: Shares, appending: Appending, inserted: boolean) => {
  */
 const appendBatch = (shares: Shares) => (batch: ReadonlyArray<Appending>) =>
   Effect.suspend(() => {
-    for (const { entry, waiter } of batch) {
-      if (waiter !== undefined) {
-        shares.waiters.set(entry.id, { waiter, shard: Pg.shardOf(entry.lane, shares.config.shards) })
-      }
-    }
-    return shares.sharing.journal.append(batch.map((appending) => appending.entry))
+    for (const { entry, waiter } of batch) if (waiter !== undefined) shares.awaiting.set(entry.id, waiter)
+    return shares.sharing.append(batch.map(({ entry, waiter }) => ({
+      entry,
+      awaitedBy: waiter === undefined ? undefined : shares.instance
+    })))
   }).pipe(
     Effect.map((results) =>
       results.map((result, index): Exit.Exit<void, JournalError> => {
@@ -486,30 +536,16 @@ const appendBatch = (shares: Shares) => (batch: ReadonlyArray<Appending>) =>
       })
     ),
     Effect.catchAll((error) =>
-      Effect.map(
-        persist(
-          "append check",
-          Pg.storedSeqs(
-            shares.pool,
-            shares.sharing.statements,
-            batch.map((a) => a.entry.id)
-          )
-        ),
-        (rows) => {
-          const stored = new Set(rows.map((row) => row.id))
-          return batch.map((appending): Exit.Exit<void, JournalError> => {
-            if (stored.has(appending.entry.id)) {
-              appended(shares, appending, true)
-              return Exit.void
-            }
-            if (shares.waiters.get(appending.entry.id)?.waiter === appending.waiter) {
-              shares.waiters.delete(appending.entry.id)
-            }
-            shares.intake.release(appending.job, Exit.void)
+      Effect.map(storedAfterFailure(shares, batch), ({ ours, stored }) =>
+        batch.map((appending): Exit.Exit<void, JournalError> => {
+          const id = appending.entry.id
+          if (!stored.has(id)) {
+            notAppended(shares, appending)
             return Exit.fail(error)
-          })
-        }
-      )
+          }
+          appended(shares, appending, appending.waiter === undefined || ours.has(id))
+          return Exit.void
+        }))
     )
   )
 
@@ -527,9 +563,15 @@ const fencing = (shares: Shares, permit: <A, E>(effect: Effect.Effect<A, E>) => 
     return Effect.asVoid(Effect.tapError(write(session.run, owned), () => closeSession(shares.loseAll())))
   }))
 
-/** Hands every shard back on a clean shutdown, forgets this instance's heartbeat, and ends the session. */
+/**
+ * Hands every shard back on a clean shutdown, forgets this instance's
+ * heartbeat (and the outcomes kept for it), and ends the session. A `submit`
+ * still waiting fails: no outcome can reach it any more.
+ */
 const shutdown = (shares: Shares, instance: string) =>
   Effect.suspend(() => {
+    for (const waiter of shares.awaiting.values()) waiter.done(Exit.fail(shutDown))
+    shares.awaiting.clear()
     const shards = Array.from(shares.owned.keys())
     const session = shares.loseAll()
     if (session === undefined) return Effect.void
@@ -542,37 +584,91 @@ const shutdown = (shares: Shares, instance: string) =>
     )
   })
 
+/** A completion on its way to the journal, with the outcome a caller elsewhere waits for. */
+interface Completion {
+  readonly job: Job
+  readonly outcome: Pg.Outcome | undefined
+}
+
 /** The steps of a task the executor has the store write: fenced, each retried until it is written or dropped. */
 const taskSteps = (
   shares: Shares,
   fenced: ReturnType<typeof fencing>,
+  tasks: Tasks,
   clock: Clock.Clock
 ): Effect.Effect<Pick<JournalStore, "attemptFailed" | "complete" | "giveUp">, never, Scope.Scope> =>
   Effect.gen(function*() {
     const s = shares.sharing.statements
-    const complete = yield* makeBatcher((jobs: ReadonlyArray<Job>) =>
-      Effect.as(
-        fenced(jobs, (run, owned) => Pg.complete(run, s, owned.map((job) => job.seq))),
-        jobs.map(() => undefined)
+    const complete = yield* makeBatcher((batch: ReadonlyArray<Completion>) => {
+      const outcomes = new Map(batch.map((c) => [c.job, c.outcome]))
+      return Effect.as(
+        fenced(batch.map((c) => c.job), (run, owned) =>
+          Pg.completeAnswering(
+            run,
+            s,
+            owned.map((job) => job.seq),
+            owned.flatMap((job) => outcomes.get(job) ?? [])
+          )),
+        batch.map(() => undefined)
       )
-    )
+    })
     const finished = (job: Job) => Effect.sync(() => shares.finished(job))
     return {
       attemptFailed: (job) =>
         persist("attempt", fenced([job], (run) => Pg.attemptFailed(run, s, job.seq, job.attempts))),
-      complete: (job) => Effect.zipRight(persist("complete", complete(job)), finished(job)),
+      complete: (job, value) =>
+        shares.outcomeFor(job, () => Exit.succeed(value), tasks).pipe(
+          Effect.flatMap((outcome) => persist("complete", complete({ job, outcome }))),
+          Effect.zipRight(finished(job))
+        ),
       giveUp: (job, cause, halt) =>
-        persist(
-          "dead letter",
-          fenced([job], (run) =>
-            Pg.deadLetter(run, s, {
-              seq: job.seq,
-              attempts: job.attempts,
-              reason: Cause.pretty(cause),
-              failedAt: clock.unsafeCurrentTimeMillis()
-            }, halt))
-        ).pipe(Effect.zipRight(Effect.sync(() => shares.gaveUp(job, halt))), Effect.zipRight(finished(job)))
+        shares.outcomeFor(job, () => Exit.failCause(cause), tasks).pipe(
+          Effect.flatMap((outcome) =>
+            persist(
+              "dead letter",
+              fenced([job], (run) =>
+                Pg.deadLetter(
+                  run,
+                  s,
+                  {
+                    seq: job.seq,
+                    attempts: job.attempts,
+                    reason: Cause.pretty(cause),
+                    failedAt: clock.unsafeCurrentTimeMillis()
+                  },
+                  halt,
+                  outcome
+                ))
+            )
+          ),
+          Effect.zipRight(Effect.sync(() => shares.gaveUp(job, halt))),
+          Effect.zipRight(finished(job))
+        )
     }
+  })
+
+/**
+ * Takes the outcomes other instances kept for this one's `submit` callers,
+ * and answers them: when told one was kept, and every `poll` while any caller
+ * waits (a NOTIFY can be missed).
+ */
+const takeOutcomes = (shares: Shares, tasks: Tasks): Effect.Effect<void, SqlError> =>
+  Effect.suspend(() => {
+    const now = shares.clock.unsafeCurrentTimeMillis()
+    if (shares.awaiting.size === 0) return Effect.void
+    if (!shares.outcomesDue && now - shares.outcomesTakenAt < shares.config.poll) return Effect.void
+    shares.outcomesDue = false
+    shares.outcomesTakenAt = now
+    return Effect.flatMap(Pg.takeOutcomes(shares.pool, shares.sharing.statements, shares.instance), (rows) =>
+      Effect.forEach(rows, (row) => {
+        const waiter = shares.awaiting.get(row.id)
+        if (waiter === undefined) {
+          return Effect.void
+        }
+        shares.awaiting.delete(row.id)
+        return Effect.map(tasks.outcomes.decode(row.tag, row.exit), (exit) =>
+          waiter.done(exit))
+      }, { discard: true }))
   })
 
 /** The loop that looks at the shards every `poll`, or when woken. A failed look loses every shard. */
@@ -595,9 +691,9 @@ const shardLoop = (
   return Effect.forever(Effect.zipRight(once, wakeOrPoll(latch, shares.config.poll)))
 }
 
-/** The loop that reads the owned shards when woken, or every `poll`. */
+/** The loop that reads the owned shards and the outcomes kept for this instance when woken, or every `poll`. */
 const fetchLoop = (shares: Shares, tasks: Tasks, clock: Clock.Clock, latch: Effect.Latch) => {
-  const once = fetchAll(shares, tasks, clock).pipe(
+  const once = Effect.zipRight(fetchAll(shares, tasks, clock), takeOutcomes(shares, tasks)).pipe(
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
         ? Effect.failCause(cause)
@@ -628,7 +724,9 @@ export const make = (
   Effect.gen(function*() {
     const fetchLatch = yield* Effect.makeLatch(false)
     const shardLatch = yield* Effect.makeLatch(false)
+    const instance = yield* instanceId
     const shares = new Shares(
+      instance,
       sharing,
       yield* Effect.fiberId,
       clock,
@@ -636,7 +734,6 @@ export const make = (
       yield* Effect.makeLatch(false),
       () => shardLatch.unsafeOpen()
     )
-    const instance = yield* instanceId
     const permit = (yield* Effect.makeSemaphore(1)).withPermits(1)
     // added first, so it runs last: after the executor has flushed and the loops have stopped
     yield* Effect.addFinalizer(() => permit(shutdown(shares, instance)))
@@ -650,7 +747,7 @@ export const make = (
         return (_key, task, context, policy, waiter, entry) =>
           Effect.flatten(append({ entry, waiter, job: intake.job(task, context, policy, undefined) }))
       },
-      ...(yield* taskSteps(shares, fencing(shares, permit), clock)),
+      ...(yield* taskSteps(shares, fencing(shares, permit), tasks, clock)),
       restore: Effect.sync(() => {
         shares.active = true
         shardLatch.unsafeOpen()

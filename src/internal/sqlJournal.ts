@@ -112,7 +112,8 @@ const createHaltedLanes = (names: Tables) =>
 export const sharedNames = (prefix: string) => ({
   ...tables(prefix),
   instances: `${prefix}instances`,
-  sharing: `${prefix}sharing`
+  sharing: `${prefix}sharing`,
+  outcomes: `${prefix}outcomes`
 })
 
 /**
@@ -146,6 +147,32 @@ export const createSharedTables = (prefix: string) =>
     })
   })
 
+/**
+ * What shared mode adds for `submit` and `pause` across instances: the
+ * instance waiting for a pending task's outcome, the outcomes on their way to
+ * it, and a pause of every lane.
+ */
+const createSharedOutcomes = (prefix: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const names = sharedNames(prefix)
+    yield* sql.onDialectOrElse({
+      pg: () =>
+        Effect.gen(function*() {
+          yield* sql`ALTER TABLE ${sql(names.pending)} ADD COLUMN awaited_by TEXT`
+          yield* sql`CREATE TABLE ${sql(names.outcomes)} (
+            id TEXT PRIMARY KEY,
+            awaited_by TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            exit TEXT NOT NULL
+          )`
+          yield* sql`CREATE INDEX ${sql(`${names.outcomes}_awaited_by`)} ON ${sql(names.outcomes)} (awaited_by)`
+          yield* sql`ALTER TABLE ${sql(names.sharing)} ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE`
+        }),
+      orElse: () => Effect.void
+    })
+  })
+
 const runMigrations = Migrator.make({})
 
 /**
@@ -160,7 +187,8 @@ export const migrate = (prefix: string): Effect.Effect<void, JournalError, SqlCl
     loader: Migrator.fromRecord({
       "1_create_journal": createTables(names),
       "2_halted_lanes": createHaltedLanes(names),
-      "3_shared": createSharedTables(prefix)
+      "3_shared": createSharedTables(prefix),
+      "4_shared_outcomes": createSharedOutcomes(prefix)
     }),
     table: names.migrations
   }).pipe(

@@ -88,8 +88,8 @@ export interface Store<Entry, E> {
   readonly accept: (intake: Intake) => Offered<Entry, Effect.Effect<void, E>>
   /** The job's attempt failed and it will be retried. */
   readonly attemptFailed: (job: Job) => Effect.Effect<void>
-  /** The job succeeded. */
-  readonly complete: (job: Job) => Effect.Effect<void>
+  /** The job succeeded with `value` (for a store that answers a waiter elsewhere). */
+  readonly complete: (job: Job, value: unknown) => Effect.Effect<void>
   /** The job gave up with `cause`; `halt` when its lane halts after it. */
   readonly giveUp: (job: Job, cause: Cause.Cause<unknown>, halt: boolean) => Effect.Effect<void>
 }
