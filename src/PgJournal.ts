@@ -169,8 +169,8 @@ export const layerFromClient = (
 /**
  * One lane of a shared journal, as an operator sees it: its shard, its
  * pending tasks, the task at its head and the attempts that task has failed
- * so far, the instance that owns the lane's shard now (its heartbeat id), and
- * whether a give-up halted it.
+ * so far, the instance that owns the lane's shard now (its heartbeat id),
+ * whether a give-up halted it, and whether it is paused.
  *
  * @since 0.2.0
  * @category models

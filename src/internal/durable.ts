@@ -136,6 +136,7 @@ export const make = <R>(
         }),
       deadLetters: journal.deadLetters,
       // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
+      pause: store.pause,
       resume: (key) => Effect.zipRight(store.unhalt(key), base.resume(key)),
       redrive: store.redrive,
       discard: journal.discard

@@ -31,7 +31,7 @@ import { SequentDuplicateTaskError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
 import type { Job } from "./lane.js"
 import type { OutcomeCodec } from "./outcome.js"
-import type { Intake, Store } from "./store.js"
+import { type Intake, nothing, type Store } from "./store.js"
 
 /** The first and the longest delay between two tries of a journal write the executor waits on. */
 const firstRetryDelay = 10
@@ -93,6 +93,11 @@ export interface JournalStore extends Store<JournalEntry, JournalError> {
   readonly redrive: (id: string) => Effect.Effect<void, JournalError | JournalNotFoundError>
   /** Forgets the halt of a lane (every lane with `undefined`), once the journal has it. */
   readonly unhalt: (key: string | undefined) => Effect.Effect<void>
+  /**
+   * Pauses a lane (every lane with `undefined`): here, for a journal with one
+   * owner; wherever the lane runs, kept until a resume, for a shared one.
+   */
+  readonly pause: (key: string | undefined) => Effect.Effect<void>
 }
 
 /**
@@ -248,6 +253,8 @@ export const make = (
         yield* Effect.forEach(yield* journal.pending, (record) => holdings.restore(record), { discard: true })
       }),
       redrive: (id) => exclusive(redrive(journal, holdings)(id)),
-      unhalt: (key) => persist("resume", journal.unhalt(key === undefined ? undefined : laneOf(key)))
+      unhalt: (key) => persist("resume", journal.unhalt(key === undefined ? undefined : laneOf(key))),
+      pause: (key) => Effect.sync(() => holdings.intake.pause(key)),
+      drain: nothing
     }
   })

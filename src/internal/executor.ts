@@ -184,6 +184,8 @@ export class Executor<Entry, E> implements Intake {
   /** The worker fibers alive: a task runs on one of them. */
   private readonly workerFibers = new Set<Fiber.RuntimeFiber<void, never>>()
   private readonly drained: Deferred.Deferred<void>
+  /** While a flush waits for the store's `drain`: until it ends, no count of 0 is the end of the flush. */
+  private storeDraining = false
   private readonly stopped: Deferred.Deferred<number>
   /** The store's `accept`, bound to this executor. */
   private readonly accept: Offered<Entry, Effect.Effect<void, E>>
@@ -633,7 +635,7 @@ export class Executor<Entry, E> implements Intake {
     this.count--
     this.turns.finished()
     if (this.roomWaiters.length > 0) this.admitWaiters()
-    if (this.count === 0 && this.phase !== OPEN) Deferred.unsafeDone(this.drained, Exit.void)
+    if (this.count === 0 && this.phase !== OPEN && !this.storeDraining) Deferred.unsafeDone(this.drained, Exit.void)
   }
 
   failed(worker: Worker<Entry, E>, cause: Cause.Cause<unknown>): Effect.Effect<void> {
@@ -781,7 +783,7 @@ export class Executor<Entry, E> implements Intake {
         ? "open"
         : this.phase === STOPPED
         ? "stopped"
-        : this.count === 0
+        : this.count === 0 && !this.storeDraining
         ? "closed"
         : "flushing",
       size: this.count,
@@ -797,15 +799,27 @@ export class Executor<Entry, E> implements Intake {
   /** Closes intake and waits until every accepted task has finished (or `stop` ran), then ends the workers. */
   readonly flush: Effect.Effect<void> = Effect.withFiberRuntime((fiber) => {
     if (this.phase === STOPPED) return Effect.void
-    if (this.phase === OPEN) {
-      this.phase = FLUSHING
-      this.rejectWaiters()
-      if (this.count === 0) Deferred.unsafeDone(this.drained, Exit.void)
-    }
+    if (this.phase === OPEN) this.closeIntake()
     // a task cannot wait for the queue it is part of: from inside one, flush only closes intake
     if (this.workerFibers.has(fiber as Fiber.RuntimeFiber<void, never>)) return Effect.void
     return Effect.zipRight(Deferred.await(this.drained), this.interruptAll)
   })
+
+  /** Accepts nothing more; the store finishes what it must (its `drain`), in a fiber of the executor's. */
+  private closeIntake(): void {
+    this.phase = FLUSHING
+    this.rejectWaiters()
+    if (this.store.drain !== nothing) {
+      this.storeDraining = true
+      this.run(Effect.ensuring(
+        this.store.drain,
+        Effect.sync(() => {
+          this.storeDraining = false
+          if (this.count === 0) Deferred.unsafeDone(this.drained, Exit.void)
+        })
+      ))
+    } else if (this.count === 0) Deferred.unsafeDone(this.drained, Exit.void)
+  }
 
   /**
    * Closes intake, interrupts every worker and timer (awaiting their finalizers),

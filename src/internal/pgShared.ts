@@ -234,6 +234,13 @@ export const storedSeqs = (run: Run, s: Statements, ids: ReadonlyArray<string>) 
     [ids]
   )
 
+/** Which of `seqs` are still pending. */
+export const stillPending = (run: Run, s: Statements, seqs: ReadonlyArray<number>) =>
+  Effect.map(
+    run<{ readonly seq: string | number }>(`SELECT seq FROM ${s.pending} WHERE seq = ANY($1::bigint[])`, [seqs]),
+    (rows) => rows.map((row) => Number(row.seq))
+  )
+
 /** The ids of `ids` whose outcome `instance` waits for: pending, or with the outcome kept. */
 export const awaitedBy = (run: Run, s: Statements, ids: ReadonlyArray<string>, instance: string) =>
   run<{ readonly id: string }>(
@@ -355,9 +362,12 @@ export const fetch = (
     (rows) => rows.map(toRecord)
   )
 
+const lanesNamed = (lane: string | undefined) => lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`
+
 /**
- * The shared `unhalt`: forgets a lane's halt (every lane's with `undefined`)
- * and, once that commits, wakes the owners to read the halts again.
+ * The shared `unhalt`: forgets a lane's halt or pause (every lane's, and the
+ * pause of them all, with `undefined`) and, once that commits, wakes the
+ * owners to read the halts again.
  */
 export const unhalt = (sql: SqlClient.SqlClient, s: Statements) =>
 (
@@ -365,16 +375,46 @@ export const unhalt = (sql: SqlClient.SqlClient, s: Statements) =>
 ): Effect.Effect<void, JournalError> =>
   transaction(sql, (run) =>
     Effect.zipRight(
-      lane === undefined ? run(`DELETE FROM ${s.halted}`, []) : run(`DELETE FROM ${s.halted} WHERE lane = $1`, [lane]),
+      lane === undefined
+        ? Effect.zipRight(run(`DELETE FROM ${s.halted}`, []), run(`UPDATE ${s.sharing} SET paused = FALSE`, []))
+        : run(`DELETE FROM ${s.halted} WHERE lane = $1`, [lane]),
       run(`SELECT pg_notify($1, 'halts')`, [s.channel])
-    )).pipe(
-      Effect.asVoid,
-      guard(`Failed to resume ${lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`}`)
-    )
+    )).pipe(Effect.asVoid, guard(`Failed to resume ${lanesNamed(lane)}`))
 
-/** The halted lanes of the journal. */
-export const haltedLanes = (run: Run, s: Statements) =>
-  Effect.map(run<{ readonly lane: string }>(`SELECT lane FROM ${s.halted}`, []), (rows) => rows.map((r) => r.lane))
+/**
+ * The shared `pause`: keeps a lane's pause (of every lane with `undefined`)
+ * until a resume, and, once that commits, wakes the owners to read the halts.
+ */
+export const pause = (sql: SqlClient.SqlClient, s: Statements) =>
+(
+  lane: string | undefined
+): Effect.Effect<void, JournalError> =>
+  transaction(sql, (run) =>
+    Effect.zipRight(
+      lane === undefined
+        ? run(`UPDATE ${s.sharing} SET paused = TRUE`, [])
+        : run(`INSERT INTO ${s.halted} (lane, paused) VALUES ($1, TRUE) ON CONFLICT (lane) DO NOTHING`, [lane]),
+      run(`SELECT pg_notify($1, 'halts')`, [s.channel])
+    )).pipe(Effect.asVoid, guard(`Failed to pause ${lanesNamed(lane)}`))
+
+/** The journal's halted and paused lanes (`true` for a pause), and whether every lane is paused. */
+export interface Halts {
+  readonly lanes: ReadonlyMap<string, boolean>
+  readonly all: boolean
+}
+
+/** Reads the halts, in one statement. */
+export const halts = (run: Run, s: Statements): Effect.Effect<Halts, SqlError> =>
+  Effect.map(
+    run<{ readonly lane: string | null; readonly paused: boolean }>(
+      `SELECT lane, paused FROM ${s.halted} UNION ALL SELECT NULL, paused FROM ${s.sharing}`,
+      []
+    ),
+    (rows) => ({
+      lanes: new Map(rows.flatMap((row) => row.lane === null ? [] : [[row.lane, row.paused] as const])),
+      all: rows.some((row) => row.lane === null && row.paused)
+    })
+  )
 
 // -----------------------------------------------------------------------------
 // the lock session: fenced writes, heartbeats, shard locks
@@ -609,6 +649,7 @@ interface LaneRow {
   readonly head_attempts: number | string
   readonly owner: string | null
   readonly halted: boolean
+  readonly paused: boolean
 }
 
 /**
@@ -626,7 +667,8 @@ export const lanes = (run: Run, s: Statements): Effect.Effect<ReadonlyArray<Lane
       WHERE k.locktype = 'advisory' AND k.classid = $1::int::oid AND k.objsubid = 2 AND k.granted
     )
     SELECT l.lane, l.shard, l.pending, p.id AS head_id, p.attempts AS head_attempts, o.id AS owner,
-      EXISTS (SELECT 1 FROM ${s.halted} h WHERE h.lane = l.lane) AS halted
+      EXISTS (SELECT 1 FROM ${s.halted} h WHERE h.lane = l.lane AND NOT h.paused) AS halted,
+      EXISTS (SELECT 1 FROM ${s.halted} h WHERE h.lane = l.lane AND h.paused) AS paused
     FROM l JOIN ${s.pending} p ON p.seq = l.head LEFT JOIN owners o ON o.shard = l.shard
     ORDER BY l.lane`,
     [s.shardKey]
@@ -639,7 +681,8 @@ export const lanes = (run: Run, s: Statements): Effect.Effect<ReadonlyArray<Lane
         headId: row.head_id,
         headAttempts: Number(row.head_attempts),
         owner: row.owner ?? undefined,
-        halted: row.halted
+        halted: row.halted,
+        paused: row.paused
       }))
     ),
     guard("Failed to read the journal's lanes")

@@ -56,8 +56,11 @@ interface Epoch {
   after: number
   /** Whether the shard's halted lanes have been read in this epoch. */
   haltsRead: boolean
-  /** The shard's lanes halted here: by the journal's halts, or by a give-up of this epoch. */
-  readonly halted: Set<string>
+  /**
+   * The shard's lanes blocked here, `true` for a pause: by the journal's
+   * halts and pauses, or by a give-up of this epoch.
+   */
+  readonly halted: Map<string, boolean>
   /** Attempts of this epoch's tasks still running. */
   running: number
   readonly lost: Deferred.Deferred<void>
@@ -106,6 +109,18 @@ class Shares {
   readonly pool: Pg.Run
   /** When the last look at the shards succeeded (the heartbeat is at most `heartbeat` older). */
   lastLook = 0
+  /**
+   * The last seq this instance appended to each lane, until it is known to
+   * have ended: a flush waits for these (per lane, the last one ends last).
+   * Forgotten as they end here; those that run elsewhere, by a flush.
+   */
+  readonly scheduled = new Map<string, number>()
+  /** While a flush waits for this instance's tasks: the owned shards are still read. */
+  draining = false
+  /** Once a flush has seen this instance's tasks end: its shards are handed over as soon as it holds no task. */
+  handingOver = false
+  /** Whether the journal pauses every lane, as last read. */
+  pausedAll = false
   /** Whether a resume elsewhere asked for the halted lanes to be read again, and when they last were. */
   haltsDue = false
   haltsReadAt = 0
@@ -162,7 +177,7 @@ class Shares {
       alive: true,
       after: 0,
       haltsRead: false,
-      halted: new Set(),
+      halted: new Map(),
       running: 0,
       lost: Deferred.unsafeMake(this.fiberId),
       previous,
@@ -206,7 +221,47 @@ class Shares {
   /** A give-up that halts its lane: remembered, so that a resume elsewhere lifts it here. */
   gaveUp(job: Job, halt: boolean): void {
     const held = this.held.get(job.seq)
-    if (halt && held !== undefined && held.job === job && held.epoch.alive) held.epoch.halted.add(held.record.lane)
+    if (halt && held !== undefined && held.job === job && held.epoch.alive) {
+      held.epoch.halted.set(held.record.lane, false)
+    }
+  }
+
+  /** Blocks a lane of `epoch` as the journal does: paused, or halted by a give-up. */
+  block(epoch: Epoch, lane: string, paused: boolean): void {
+    epoch.lanes.add(lane)
+    epoch.halted.set(lane, paused)
+    if (paused) this.intake.pause(keyOf(lane))
+    else this.intake.halt(keyOf(lane))
+  }
+
+  /** Lifts a lane's pause or halt that the journal no longer has. */
+  lift(epoch: Epoch, lane: string, paused: boolean): void {
+    epoch.halted.delete(lane)
+    if (paused) this.intake.resume(keyOf(lane))
+    else this.intake.unhalt(keyOf(lane))
+  }
+
+  /**
+   * Pauses or resumes every lane here, as the journal says. A resume of
+   * every lane lifts every halt too, so the shards' halts are applied again
+   * from the journal's on the same read.
+   */
+  pauseAll(paused: boolean): void {
+    this.pausedAll = paused
+    if (paused) return this.intake.pause(undefined)
+    this.intake.resume(undefined)
+    for (const epoch of this.owned.values()) epoch.halted.clear()
+  }
+
+  /** A pause asked for here, applied at once when this instance runs the lane (every lane with `undefined`). */
+  pausedHere(key: string | undefined): void {
+    if (key === undefined) {
+      if (!this.pausedAll) this.pauseAll(true)
+      return
+    }
+    const lane = laneOf(key)
+    const epoch = this.owned.get(Pg.shardOf(lane, this.config.shards))
+    if (epoch !== undefined && !epoch.halted.has(lane)) this.block(epoch, lane, true)
   }
 
   /** A job whose end is written: its caller, if it is here, is answered by the executor. */
@@ -215,6 +270,13 @@ class Shares {
     if (held === undefined || held.job !== job) return
     this.held.delete(job.seq)
     if (job.waiter !== undefined) this.awaiting.delete(held.record.id)
+    if (this.scheduled.get(held.record.lane) === job.seq) this.scheduled.delete(held.record.lane)
+    if (this.handingOver && this.held.size === 0) this.wakeShards()
+  }
+
+  /** Whether a flush is over and this instance holds no task: it owns shards for nothing. */
+  get handedOver(): boolean {
+    return this.handingOver && this.held.size === 0
   }
 
   /**
@@ -298,6 +360,8 @@ const shuffled = (free: Array<number>) => Effect.map(Random.shuffle(free), (chun
 const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: number }) =>
   Effect.gen(function*() {
     const s = shares.sharing.statements
+    // after a flush, the instance leaves as a clean shutdown does: it no longer counts in anyone's fair share
+    if (shares.handedOver) return yield* shutdown(shares, instance)
     if (shares.session === undefined) {
       shares.session = yield* openSession(shares, instance)
       beat.at = clock.unsafeCurrentTimeMillis()
@@ -341,6 +405,37 @@ const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: 
   })
 
 /**
+ * Waits until every task this instance appended before its flush has ended,
+ * wherever it runs, and its `submit` callers have their outcomes: its shards
+ * are still read meanwhile (the tasks may be in them). Then, once the
+ * executor has finished what it holds, the instance hands its shards over and
+ * leaves, as a clean shutdown does.
+ */
+const drain = (shares: Shares): Effect.Effect<void> => {
+  const s = shares.sharing.statements
+  const answered = Effect.zipRight(Effect.sleep(Duration.millis(shares.config.poll)), Effect.suspend(() => ended))
+  const ended: Effect.Effect<void> = Effect.suspend(() => {
+    if (shares.scheduled.size === 0) return shares.awaiting.size === 0 ? Effect.void : answered
+    return persist("flush", Pg.stillPending(shares.pool, s, Array.from(shares.scheduled.values()))).pipe(
+      Effect.flatMap((pending) => {
+        const still = new Set(pending)
+        for (const [lane, seq] of shares.scheduled) if (!still.has(seq)) shares.scheduled.delete(lane)
+        return Effect.zipRight(Effect.sleep(Duration.millis(shares.config.poll)), ended)
+      })
+    )
+  })
+  return Effect.suspend(() => {
+    shares.draining = true
+    shares.wakeFetch()
+    return ended
+  }).pipe(Effect.ensuring(Effect.sync(() => {
+    shares.draining = false
+    shares.handingOver = true
+    shares.wakeShards()
+  })))
+}
+
+/**
  * Ends the session of an instance that missed its heartbeats. Without the
  * privilege to (a superuser, the same role, or `pg_signal_backend`), the
  * statement fails on a session that is fine: it is logged, and the hung
@@ -354,11 +449,11 @@ const endHung = (run: Pg.Run, s: Pg.Statements, hung: { readonly id: string; rea
   )
 
 /**
- * Brings the halts of the readable shards in line with the journal's: halts
- * the lanes a shard has just been taken with, and lifts the halts another
- * instance lifted (`resume` anywhere). Reads the table when a shard has not
- * read it yet, when woken by a resume's NOTIFY, and at most `haltsEvery`
- * apart otherwise (for a client without LISTEN).
+ * Brings the halts and pauses of the readable shards in line with the
+ * journal's: applies those of a shard just taken, and those set since
+ * (`pause` anywhere), and lifts those lifted (`resume` anywhere). Reads them
+ * when a shard has not read them yet, when woken by a NOTIFY, and at most
+ * `haltsEvery` apart otherwise (for a client without LISTEN).
  */
 const readHalts = (shares: Shares, epochs: ReadonlyArray<Epoch>) =>
   Effect.gen(function*() {
@@ -367,22 +462,19 @@ const readHalts = (shares: Shares, epochs: ReadonlyArray<Epoch>) =>
     if (!due && epochs.every((epoch) => epoch.haltsRead)) return
     shares.haltsDue = false
     shares.haltsReadAt = now
-    const s = shares.sharing.statements
-    const halted = new Set(yield* Pg.haltedLanes(shares.pool, s))
+    const halts = yield* Pg.halts(shares.pool, shares.sharing.statements)
+    if (halts.all !== shares.pausedAll) shares.pauseAll(halts.all)
+    const byShard = new Map<number, Array<readonly [string, boolean]>>()
+    for (const [lane, paused] of halts.lanes) {
+      const shard = Pg.shardOf(lane, shares.config.shards)
+      byShard.set(shard, [...(byShard.get(shard) ?? []), [lane, paused]])
+    }
     for (const epoch of epochs) {
       if (!epoch.alive) continue
-      for (const lane of epoch.halted) {
-        if (halted.has(lane)) continue
-        epoch.halted.delete(lane)
-        shares.intake.unhalt(keyOf(lane))
-      }
-      if (epoch.haltsRead) continue
       epoch.haltsRead = true
-      for (const lane of halted) {
-        if (Pg.shardOf(lane, s.config.shards) !== epoch.shard) continue
-        epoch.lanes.add(lane)
-        epoch.halted.add(lane)
-        shares.intake.halt(keyOf(lane))
+      for (const [lane, paused] of epoch.halted) if (!halts.lanes.has(lane)) shares.lift(epoch, lane, paused)
+      for (const [lane, paused] of byShard.get(epoch.shard) ?? []) {
+        if (!epoch.halted.has(lane)) shares.block(epoch, lane, paused)
       }
     }
   })
@@ -421,7 +513,7 @@ const hold = (shares: Shares, tasks: Tasks, clock: Clock.Clock, epoch: Epoch, re
  */
 const fetchAll = (shares: Shares, tasks: Tasks, clock: Clock.Clock): Effect.Effect<void, SqlError> =>
   Effect.gen(function*() {
-    if (!shares.active || !shares.intake.accepting || !shares.isFresh()) return
+    if (!shares.active || !(shares.intake.accepting || shares.draining) || !shares.isFresh()) return
     const epochs = shares.readable()
     if (epochs.length === 0) return
     yield* readHalts(shares, epochs)
@@ -430,7 +522,7 @@ const fetchAll = (shares: Shares, tasks: Tasks, clock: Clock.Clock): Effect.Effe
     const records = yield* Pg.fetch(shares.pool, shares.sharing.statements, cursors, fetchLimit)
     for (const record of records) {
       const epoch = asked.get(record.shard)!
-      if (!epoch.alive || !shares.intake.accepting || record.seq <= epoch.after) continue
+      if (!epoch.alive || !(shares.intake.accepting || shares.draining) || record.seq <= epoch.after) continue
       epoch.after = record.seq
       yield* Effect.catchAll(
         hold(shares, tasks, clock, epoch, record),
@@ -480,9 +572,10 @@ interface Appending {
 }
 
 /** Answers one appended task: counts it out here (its owner counts it); its caller waits for the outcome. */
-const appended = (shares: Shares, appending: Appending, inserted: boolean) => {
+const appended = (shares: Shares, appending: Appending, inserted: boolean, seq: number) => {
   const { entry, job, waiter } = appending
   shares.intake.release(job, Exit.void)
+  if (inserted && seq > (shares.scheduled.get(entry.lane) ?? 0)) shares.scheduled.set(entry.lane, seq)
   if (waiter !== undefined && !inserted && shares.awaiting.get(entry.id) === waiter) {
     shares.awaiting.delete(entry.id)
     waiter.done(Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id })))
@@ -512,7 +605,7 @@ const storedAfterFailure = (shares: Shares, batch: ReadonlyArray<Appending>) => 
       awaited ? Pg.awaitedBy(shares.pool, s, ids, shares.instance) : Effect.succeed([])
     ])
   ).pipe(Effect.map(([stored, ours]) => ({
-    stored: new Set(stored.map((row) => row.id)),
+    stored: new Map(stored.map((row) => [row.id, Number(row.seq)])),
     ours: new Set(ours.map((row) => row.id))
   })))
 }
@@ -531,7 +624,7 @@ const appendBatch = (shares: Shares) => (batch: ReadonlyArray<Appending>) =>
   }).pipe(
     Effect.map((results) =>
       results.map((result, index): Exit.Exit<void, JournalError> => {
-        appended(shares, batch[index]!, result.inserted)
+        appended(shares, batch[index]!, result.inserted, result.seq)
         return Exit.void
       })
     ),
@@ -539,11 +632,12 @@ const appendBatch = (shares: Shares) => (batch: ReadonlyArray<Appending>) =>
       Effect.map(storedAfterFailure(shares, batch), ({ ours, stored }) =>
         batch.map((appending): Exit.Exit<void, JournalError> => {
           const id = appending.entry.id
-          if (!stored.has(id)) {
+          const seq = stored.get(id)
+          if (seq === undefined) {
             notAppended(shares, appending)
             return Exit.fail(error)
           }
-          appended(shares, appending, appending.waiter === undefined || ours.has(id))
+          appended(shares, appending, appending.waiter === undefined || ours.has(id), seq)
           return Exit.void
         }))
     )
@@ -741,6 +835,8 @@ export const make = (
     yield* Effect.forkScoped(fetchLoop(shares, tasks, clock, fetchLatch))
     yield* Effect.forkScoped(follow(shares, shares.wakeShards))
     const append = yield* makeBatcher(appendBatch(shares))
+    const pause = Pg.pause(sharing.sql, sharing.statements)
+    const drained = drain(shares)
     const store: JournalStore = {
       accept: (intake) => {
         shares.intake = intake
@@ -753,7 +849,13 @@ export const make = (
         shardLatch.unsafeOpen()
       }),
       redrive: (id) => Effect.asVoid(Effect.tap(sharing.journal.redrive(id), () => shares.wakeFetch())),
-      unhalt: (key) => persist("resume", sharing.journal.unhalt(key === undefined ? undefined : laneOf(key)))
+      unhalt: (key) => persist("resume", sharing.journal.unhalt(key === undefined ? undefined : laneOf(key))),
+      pause: (key) =>
+        Effect.zipRight(
+          persist("pause", pause(key === undefined ? undefined : laneOf(key))),
+          Effect.sync(() => shares.pausedHere(key))
+        ),
+      drain: drained
     }
     return store
   })

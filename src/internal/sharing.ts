@@ -33,6 +33,8 @@ export interface LaneView {
   readonly owner: string | undefined
   /** Whether a give-up halted the lane (see `onGiveUp: "halt"`). */
   readonly halted: boolean
+  /** Whether the lane is paused (`pause(key)` on any instance), until a `resume`. */
+  readonly paused: boolean
 }
 
 /** @internal */

@@ -150,7 +150,7 @@ export const createSharedTables = (prefix: string) =>
 /**
  * What shared mode adds for `submit` and `pause` across instances: the
  * instance waiting for a pending task's outcome, the outcomes on their way to
- * it, and a pause of every lane.
+ * it, which of the halted lanes are paused, and a pause of every lane.
  */
 const createSharedOutcomes = (prefix: string) =>
   Effect.gen(function*() {
@@ -167,6 +167,7 @@ const createSharedOutcomes = (prefix: string) =>
             exit TEXT NOT NULL
           )`
           yield* sql`CREATE INDEX ${sql(`${names.outcomes}_awaited_by`)} ON ${sql(names.outcomes)} (awaited_by)`
+          yield* sql`ALTER TABLE ${sql(names.halted)} ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE`
           yield* sql`ALTER TABLE ${sql(names.sharing)} ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE`
         }),
       orElse: () => Effect.void

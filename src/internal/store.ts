@@ -61,6 +61,10 @@ export interface Intake {
   readonly halt: (key: string | undefined) => void
   /** Lifts a lane's halt (not its pause): for a halt the store no longer has. */
   readonly unhalt: (key: string | undefined) => void
+  /** Pauses a lane (every lane with `undefined`), as `pause` does: for a pause the store keeps. */
+  readonly pause: (key: string | undefined) => void
+  /** Lifts a pause and a halt, as `resume` does: for a pause the store no longer has. */
+  readonly resume: (key: string | undefined) => void
   /**
    * Lets go of a lane that another instance now runs: its jobs are dropped
    * (the running one once its attempt ends), and no longer counted.
@@ -92,6 +96,12 @@ export interface Store<Entry, E> {
   readonly complete: (job: Job, value: unknown) => Effect.Effect<void>
   /** The job gave up with `cause`; `halt` when its lane halts after it. */
   readonly giveUp: (job: Job, cause: Cause.Cause<unknown>, halt: boolean) => Effect.Effect<void>
+  /**
+   * What a flush waits for besides the executor's own tasks, once intake is
+   * closed: a shared store's tasks that run on other instances. Until it
+   * ends, the store may still hand the executor tasks (`restore`).
+   */
+  readonly drain: Effect.Effect<void>
 }
 
 /** The write of a step that has nothing to write. */
@@ -109,5 +119,6 @@ export const memory: Store<void, never> = {
   },
   attemptFailed: () => nothing,
   complete: () => nothing,
-  giveUp: () => nothing
+  giveUp: () => nothing,
+  drain: nothing
 }

@@ -1,10 +1,15 @@
 /**
- * `submit` across instances of a shared PostgreSQL journal (127.0.0.1:5432, database `test`;
+ * The API across instances of a shared PostgreSQL journal (127.0.0.1:5432, database `test`;
  * override with `SEQUENT_PG_URL`): two instances, A and B, in this process, each a
- * `Durable.layer` on its own client of one journal. A task scheduled by `submit` on A runs
- * wherever its lane is owned, and A's caller gets its outcome, typed by the kind, as if it had
- * run in A; when the lane moves while the task runs, the caller waits for the new owner's run;
- * when A shuts down first, its caller fails with `SequentStoppedError` instead of waiting forever.
+ * `Durable.layer` on its own client of one journal.
+ *
+ * - `submit`: a task submitted on A runs wherever its lane is owned, and A's caller gets its
+ *   outcome, typed by the kind, as if it had run in A; when the lane moves while the task runs,
+ *   the caller waits for the new owner's run; when A shuts down first, its caller fails with
+ *   `SequentStoppedError` instead of waiting forever.
+ * - `pause` / `resume`: from any instance, honoured by the instance that runs the lane.
+ * - `flush`: waits for every task the instance scheduled, wherever it runs, then hands its
+ *   lanes over.
  *
  * Every journal here uses tables prefixed `sequent_o<run>_<n>_`, dropped when the file finishes.
  */
@@ -15,6 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
@@ -53,10 +59,13 @@ class Slow extends Schema.TaggedRequest<Slow>()("Slow", {
 const Tasks = TaskKind.make(Where, Refuse, Slow)
 const Typed = DurableSequent.typed(Tasks)
 
-const instance = (name: string, tablePrefix: string, started: Deferred.Deferred<void>) =>
+/** Every Where that ran, as `instance:n`, in the order they ran. */
+type Log = Array<string>
+
+const instance = (name: string, tablePrefix: string, started: Deferred.Deferred<void>, log: Log) =>
   Durable.layer({ concurrency: 64, retry: Schedule.recurs(0), closeGracePeriod: 0 }).pipe(
     Layer.provide(Tasks.handlers({
-      Where: ({ n }) => Effect.sync(() => ({ by: name, n })),
+      Where: ({ n }) => Effect.sync(() => (log.push(`${name}:${n}`), { by: name, n })),
       Refuse: ({ order }) => Effect.fail(new Declined({ order })),
       Slow: () => name === "A" ? Effect.succeed(name) : Effect.zipRight(Deferred.succeed(started, void 0), Effect.never)
     })),
@@ -68,11 +77,11 @@ const instance = (name: string, tablePrefix: string, started: Deferred.Deferred<
   )
 
 /** Builds an instance in a scope of its own, so that a test can close it. */
-const start = (name: string, tablePrefix: string, started: Deferred.Deferred<void>) =>
+const start = (name: string, tablePrefix: string, started: Deferred.Deferred<void>, log: Log) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    const context = yield* Layer.buildWithScope(instance(name, tablePrefix, started), scope)
+    const context = yield* Layer.buildWithScope(instance(name, tablePrefix, started, log), scope)
     return { scope, sequent: context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service }
   })
 
@@ -80,8 +89,9 @@ const start = (name: string, tablePrefix: string, started: Deferred.Deferred<voi
 const twoInstances = Effect.gen(function*() {
   const tablePrefix = run.fresh()
   const started = yield* Deferred.make<void>()
-  const a = yield* start("A", tablePrefix, started)
-  const b = yield* start("B", tablePrefix, started)
+  const log: Log = []
+  const a = yield* start("A", tablePrefix, started, log)
+  const b = yield* start("B", tablePrefix, started, log)
   // 64 keys hit every shard, so once both own shards, some of them run on each
   const keys = Array.from({ length: 64 }, (_, i) => `k${i}`)
   assert.strictEqual(new Set(keys.map((key) => shardOf(key, SHARDS))).size, SHARDS)
@@ -101,8 +111,21 @@ const twoInstances = Effect.gen(function*() {
     })
   )
   const keysOf = (name: string) => keys.filter((_, n) => answers[n]!.by === name)
-  return { a, b, answers, keysOf, started, tablePrefix }
+  const submitOn = (on: { readonly sequent: DurableSequent.Service }, keys: ReadonlyArray<string>, from: number) =>
+    Effect.forEach(keys, (key, i) => Typed.submit(new Where({ n: from + i }), { key }), { concurrency: "unbounded" })
+      .pipe(Effect.provideService(DurableSequent, on.sequent))
+  return { a, b, answers, keysOf, log, started, submitOn, tablePrefix }
 })
+
+/** Polls `check` every 20 ms until it holds, failing after 10 s. */
+const eventually = (what: string, check: Effect.Effect<boolean>) =>
+  check.pipe(
+    Effect.repeat({ schedule: Schedule.spaced(Duration.millis(20)), until: (done) => done }),
+    Effect.timeoutFail({ duration: Duration.seconds(10), onTimeout: () => new Error(`timed out waiting for ${what}`) })
+  )
+
+const laneOf = (sequent: DurableSequent.Service, key: string) =>
+  Effect.map(sequent.status, (status) => status.lanes.find((lane) => lane.key === key))
 
 describe("submit on a shared journal", () => {
   it.scopedLive(
@@ -162,6 +185,71 @@ describe("submit on a shared journal", () => {
         assert.isTrue(Exit.isFailure(exit))
         const error = yield* Effect.flip(exit)
         assert.instanceOf(error, SequentStoppedError)
+      }),
+    60_000
+  )
+})
+
+describe("pause and resume on a shared journal", () => {
+  it.scopedLive(
+    "pause(key) on any instance pauses the lane where it runs, until resume(key) on any instance",
+    () =>
+      Effect.gen(function*() {
+        const { a, b, keysOf, log } = yield* twoInstances
+        const key = keysOf("B")[0]!
+        const asked = Date.now()
+        yield* a.sequent.pause(key)
+        yield* eventually("B to pause the lane", Effect.map(laneOf(b.sequent, key), (lane) => lane?.state === "paused"))
+        console.log(`pause(key) on A honoured by B after ${Date.now() - asked} ms`)
+        const waiting = yield* Effect.fork(
+          Typed.submit(new Where({ n: 1000 }), { key }).pipe(Effect.provideService(DurableSequent, a.sequent))
+        )
+        // B holds the task in the paused lane, not running it
+        yield* eventually("B to queue the task", Effect.map(laneOf(b.sequent, key), (lane) => lane?.size === 1))
+        assert.strictEqual((yield* laneOf(b.sequent, key))?.state, "paused")
+        assert.notInclude(log, "B:1000")
+        yield* a.sequent.resume(key)
+        const answer = yield* Fiber.join(waiting).pipe(Effect.timeout(Duration.seconds(10)))
+        assert.deepStrictEqual(answer, { by: "B", n: 1000 })
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "pause() on any instance pauses every instance, until resume() on any instance",
+    () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* twoInstances
+        yield* b.sequent.pause()
+        yield* eventually("A to pause", Effect.map(a.sequent.status, (status) => status.paused))
+        yield* a.sequent.resume()
+        yield* eventually("B to resume", Effect.map(b.sequent.status, (status) => !status.paused))
+      }),
+    60_000
+  )
+})
+
+describe("flush on a shared journal", () => {
+  it.scopedLive(
+    "waits for every task the instance scheduled, wherever it runs, then hands its lanes over",
+    () =>
+      Effect.gen(function*() {
+        const { a, b, keysOf, log, submitOn } = yield* twoInstances
+        const key = keysOf("B")[0]!
+        yield* b.sequent.pause(key)
+        yield* a.sequent.schedule(new Where({ n: 2000 }), { key })
+        yield* eventually("B to queue A's task", Effect.map(laneOf(b.sequent, key), (lane) => lane?.size === 1))
+        const flushing = yield* Effect.fork(a.sequent.flush)
+        // A's task is pending on B, in a paused lane: A's flush cannot be over
+        yield* eventually("A to be flushing", Effect.map(a.sequent.status, (status) => status.state === "flushing"))
+        assert.isTrue(Option.isNone(yield* Fiber.poll(flushing)))
+        yield* b.sequent.resume(key)
+        yield* Fiber.join(flushing).pipe(Effect.timeout(Duration.seconds(10)))
+        assert.include(log, "B:2000")
+        assert.strictEqual((yield* a.sequent.status).state, "closed")
+        // A runs nothing more: the lanes it ran are B's now
+        const answers = yield* submitOn(b, keysOf("A"), 3000).pipe(Effect.timeout(Duration.seconds(10)))
+        assert.isTrue(answers.every((answer) => answer.by === "B"))
       }),
     60_000
   )
