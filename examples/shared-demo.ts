@@ -302,13 +302,19 @@ const start = (args: ReadonlyArray<string>, name: string): Effect.Effect<Instanc
   )
 
 /** Waits for a line of the instance that starts with `prefix`, passing on any other it prints. */
-const awaitLine = (instance: Instance, prefix: string): Effect.Effect<string, DemoError> =>
+const nextLine = (instance: Instance, prefix: string): Effect.Effect<string, DemoError> =>
   Effect.flatMap(Queue.take(instance.lines), (line) =>
     line === undefined
       ? Effect.fail(new DemoError({ reason: `instance ${instance.name} exited before it printed "${prefix}"` }))
       : line.startsWith(prefix)
       ? Effect.succeed(line)
-      : Effect.zipRight(Console.log(`[${instance.name}] ${line}`), awaitLine(instance, prefix)))
+      : Effect.zipRight(Console.log(`[${instance.name}] ${line}`), nextLine(instance, prefix)))
+
+const awaitLine = (instance: Instance, prefix: string) =>
+  Effect.timeoutFail(nextLine(instance, prefix), {
+    duration: "20 seconds",
+    onTimeout: () => new DemoError({ reason: `no "${prefix}" from instance ${instance.name} in 20 s` })
+  })
 
 const awaitExit = (child: ChildProcess) =>
   Effect.async<void>((resume) => {
