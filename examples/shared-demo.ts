@@ -411,7 +411,7 @@ const demo = (tablePrefix: string) =>
     // a clean shutdown: b has nothing left to run, and hands its shards back
     b.child.kill("SIGTERM")
     yield* awaitExit(b.child).pipe(Effect.timeout("10 seconds"), Effect.ignore)
-    if (problems.length > 0) return yield* new DemoError({ reason: problems.join("; ") })
+    if (problems.length > 0) return yield* new DemoError({ reason: "the backend's record is wrong (see the summary)" })
   })
 
 /** Who recorded a customer's writes, in turn: `a then b` for a lane that moved once. */
@@ -430,7 +430,7 @@ const summary = (backend: Backend, takeover: number, elapsed: number, problems: 
     "",
     "summary",
     ...delivered,
-    `  record      ${problems.length === 0 ? `writes 1..${WRITES} of each customer, each once, in order` : "wrong"}`,
+    `  record      ${problems.length === 0 ? `writes 1..${WRITES} of each customer, each once, in order` : "wrong:"}`,
     `  outage      ${seconds(until - since)} of 503: ${refused(backend, "a").length} attempts refused from a,` +
     ` ${refused(backend, "b").length} from b`,
     `  takeover    b retried every lane of a ${Math.round(takeover)} ms after the kill`,
