@@ -251,7 +251,7 @@ const prepareShared = (
 ) =>
   Effect.gen(function*() {
     const journal = yield* internal.make({ tablePrefix }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
-    const statements = yield* shared.statements(run, tablePrefix, config)
+    const statements = yield* shared.statements(run, tablePrefix, config, lockNamespace)
     yield* shared.prepare(run, statements)
     return { journal, statements }
   })

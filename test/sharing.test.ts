@@ -4,7 +4,7 @@
  * database are covered by test/integration/shared-pg.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { plan, shardOf, type Survey } from "../src/internal/pgShared.js"
+import { plan, sessionMoved, shardOf, type Survey } from "../src/internal/pgShared.js"
 
 const me = 100
 const identity = (free: Array<number>) => free
@@ -75,5 +75,19 @@ describe("plan", () => {
     const survey: Survey = { me, instances: [instance(me), instance(200), instance(300)], locks: locks(200, [0, 1]) }
     const decided = plan(survey, 16, new Set(), (free) => [...free].reverse(), "share")
     assert.deepStrictEqual(decided.take, [15, 14, 13, 12, 11, 10])
+  })
+})
+
+describe("sessionMoved", () => {
+  it("is nothing while the heartbeat names the backend the survey ran on", () => {
+    const survey: Survey = { me, instances: [instance(me), instance(200)], locks: [] }
+    assert.isUndefined(sessionMoved(survey, `i${me}`))
+  })
+
+  it("names a transaction-mode pooler when the session's heartbeat and survey ran on two backends", () => {
+    const survey: Survey = { me: 300, instances: [instance(me), instance(200)], locks: [] }
+    const why = sessionMoved(survey, `i${me}`)
+    assert.include(why, "two server backends (100, then 300)")
+    assert.include(why, "pooler in transaction mode")
   })
 })

@@ -86,6 +86,8 @@ export const shardOf = (lane: string, shards: number): number => {
 /** The statements of shared mode, their table names quoted once. */
 export interface Statements {
   readonly channel: string
+  /** The journal's mode lock: `(namespace, hashtext(schema.prefix))`, shared by every shared instance. */
+  readonly mode: readonly [namespace: number, prefix: string]
   readonly shardKey: number
   readonly appendKey: number
   readonly config: SharingConfig
@@ -107,7 +109,8 @@ const quote = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
 export const statements = (
   run: Run,
   prefix: string,
-  config: SharingConfig
+  config: SharingConfig,
+  modeNamespace: number
 ): Effect.Effect<Statements, SqlError> =>
   Effect.map(
     run<{ readonly shard_key: number; readonly append_key: number }>(
@@ -119,6 +122,7 @@ export const statements = (
       const names = sharedNames(prefix)
       return {
         channel: `${prefix}sequent`,
+        mode: [modeNamespace, prefix],
         shardKey: Number(rows[0]!.shard_key),
         appendKey: Number(rows[0]!.append_key),
         config,
@@ -509,6 +513,21 @@ export const deadLetter = (
     ]
   )
 
+/**
+ * Takes the journal's mode lock, shared, on the lock session: while an
+ * instance owns shards it holds it on the same session, so a single owner can
+ * never start beside it, even if the connection the layer took the lock on is
+ * cut. Answers whether it holds it (not when a single owner has the journal).
+ */
+export const holdMode = (run: Run, s: Statements) =>
+  Effect.map(
+    run<{ readonly locked: boolean }>(
+      `SELECT pg_try_advisory_lock_shared($1, hashtext(current_schema() || '.' || $2)) AS locked`,
+      s.mode
+    ),
+    (rows) => rows[0]?.locked === true
+  )
+
 /** Writes this instance's heartbeat, naming its lock session's backend. */
 export const heartbeat = (run: Run, s: Statements, id: string) =>
   run(
@@ -580,6 +599,25 @@ export const forget = (run: Run, s: Statements, ids: ReadonlyArray<string>) =>
     DELETE FROM ${s.outcomes} WHERE awaited_by = ANY($1::text[])`,
     [ids]
   )
+
+/**
+ * Why the lock session cannot be trusted, if it cannot: its heartbeat, written
+ * on the session, names another backend than the survey read on it. That is a
+ * connection pooler in transaction mode (PgBouncer's `pool_mode=transaction`)
+ * handing each statement to whichever server connection is free, under which
+ * session locks mean nothing. Seen whenever two statements land on two
+ * backends; a pooler that happens to keep one backend goes unseen.
+ *
+ * @internal
+ */
+export const sessionMoved = (survey: Survey, instance: string): string | undefined => {
+  const mine = survey.instances.find((i) => i.id === instance)
+  return mine === undefined || mine.pid === survey.me
+    ? undefined
+    : `the lock session's statements ran on two server backends (${mine.pid}, then ${survey.me}): ` +
+      "a connection pooler in transaction mode sits between this instance and PostgreSQL, " +
+      "and shared mode needs session-level locks (connect directly, or through a pooler in session mode)"
+}
 
 /** What one look at the shards decides. */
 export interface Plan {

@@ -31,7 +31,7 @@ import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { JournalEntry, JournalError } from "../Journal.js"
+import { type JournalEntry, JournalError, JournalLockedError } from "../Journal.js"
 import { SequentDuplicateTaskError, SequentStoppedError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
 import { type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
@@ -346,7 +346,17 @@ const openSession = (shares: Shares, instance: string) =>
     const run: Pg.Run = <A extends object>(text: string, params: ReadonlyArray<unknown>) =>
       connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<A>, SqlError>
     const session: Session = { run, scope }
-    yield* Effect.onError(Pg.heartbeat(run, shares.sharing.statements, instance), () => closeSession(session))
+    const s = shares.sharing.statements
+    yield* Effect.onError(
+      Effect.zipRight(
+        Effect.filterOrFail(Pg.holdMode(run, s), (held) =>
+          held, () =>
+          new JournalLockedError({ resource: `PostgreSQL tables ${s.mode[1]}* (held by a single owner)` })),
+        Pg.heartbeat(run, s, instance)
+      ),
+      () =>
+        closeSession(session)
+    )
     return session
   })
 
@@ -373,6 +383,8 @@ const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: 
       beat.at = now
     }
     const seen = yield* Pg.survey(run, s)
+    const moved = Pg.sessionMoved(seen, instance)
+    if (moved !== undefined) return yield* new JournalError({ reason: moved })
     const order = yield* shuffled(Array.from({ length: s.config.shards }, (_, i) => i))
     const rank = new Map(order.map((shard, i) => [shard, i]))
     const holding = !shares.active || !shares.intake.accepting

@@ -13,6 +13,7 @@
  *
  * Every journal here uses tables prefixed `sequent_o<run>_<n>_`, dropped when the file finishes.
  */
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -27,6 +28,7 @@ import * as Scope from "effect/Scope"
 import * as Durable from "../../src/Durable.js"
 import { DurableSequent } from "../../src/Durable.js"
 import { shardOf } from "../../src/internal/pgShared.js"
+import { Journal } from "../../src/Journal.js"
 import * as PgJournal from "../../src/PgJournal.js"
 import { SequentStoppedError } from "../../src/SequentError.js"
 import * as TaskKind from "../../src/TaskKind.js"
@@ -251,6 +253,28 @@ describe("flush on a shared journal", () => {
         const answers = yield* submitOn(b, keysOf("A"), 3000).pipe(Effect.timeout(Duration.seconds(10)))
         assert.isTrue(answers.every((answer) => answer.by === "B"))
       }),
+    60_000
+  )
+})
+
+describe("the mode lock on a shared journal", () => {
+  it.scopedLive(
+    "a single owner cannot start beside instances that own shards, even once their layer's lock connection is cut",
+    () =>
+      Effect.gen(function*() {
+        const { tablePrefix } = yield* twoInstances
+        const sql = yield* PgClient.PgClient
+        // the connections the layers took the mode lock on, not the lock sessions (named by the heartbeats)
+        const cut = yield* sql<{ readonly pid: number }>`
+        SELECT pg_terminate_backend(l.pid), l.pid FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.classid = ${PgJournal.lockNamespace}::int::oid AND l.objsubid = 2
+          AND l.mode = 'ShareLock' AND l.granted
+          AND l.objid = (hashtext(current_schema() || '.' || ${tablePrefix})::bigint & 4294967295)::oid
+          AND l.pid NOT IN (SELECT pid FROM ${sql(`${tablePrefix}instances`)})`
+        assert.strictEqual(cut.length, 2)
+        const single = yield* Effect.flip(Effect.provide(Journal, PgJournal.layer({ url, tablePrefix })))
+        assert.strictEqual(single._tag, "JournalLockedError")
+      }).pipe(Effect.provide(PgClient.layer({ url }))),
     60_000
   )
 })
