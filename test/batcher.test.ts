@@ -145,4 +145,22 @@ describe("makeBatcher", () => {
       }
       assert.isTrue(Exit.isInterrupted(yield* Effect.exit(offer(4))))
     }))
+
+  it.effect("with `closed`, closing the scope answers those callers and later offers with it instead", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const started = yield* Deferred.make<void>()
+      const offer = yield* makeBatcher(
+        (_: ReadonlyArray<number>) => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never),
+        { closed: Effect.fail("closed" as const) }
+      ).pipe(Scope.extend(scope))
+      const inFlight = yield* Effect.fork(offer(1))
+      yield* Deferred.await(started)
+      const waiting = yield* offerInBackground(offer, 2)
+      yield* Scope.close(scope, Exit.void)
+      for (const fiber of [inFlight, waiting]) {
+        assert.deepStrictEqual(yield* Fiber.await(fiber), Exit.fail("closed" as const))
+      }
+      assert.deepStrictEqual(yield* Effect.exit(offer(3)), Exit.fail("closed" as const))
+    }))
 })

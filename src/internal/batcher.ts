@@ -23,11 +23,14 @@ interface Waiter<I, O, E> {
  *
  * - `maxBatch`: the most items one write receives (default 1000); the rest
  *   wait for the next write.
+ * - `closed`: what a caller still waiting, or offering, gets once the scope
+ *   has closed (default: interruption).
  *
  * @internal
  */
-export interface BatcherOptions {
+export interface BatcherOptions<E> {
   readonly maxBatch?: number | undefined
+  readonly closed?: Effect.Effect<never, E> | undefined
 }
 
 /**
@@ -42,16 +45,18 @@ export interface BatcherOptions {
  *   that failure.
  * - An offered item is written even if its caller stops waiting.
  * - When the scope closes, the writer stops and every caller still waiting,
- *   and every later offer, is interrupted; no caller hangs.
+ *   and every later offer, gets `closed` (is interrupted by default); no
+ *   caller hangs.
  *
  * @internal
  */
 export const makeBatcher = <I, O, E>(
   write: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, E>,
-  options?: BatcherOptions | undefined
+  options?: BatcherOptions<E> | undefined
 ): Effect.Effect<(item: I) => Effect.Effect<O, E>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const maxBatch = Math.max(1, Math.floor(options?.maxBatch ?? 1000))
+    const closedWith: Effect.Effect<O, E> = options?.closed ?? Effect.interrupt
     let buffer: Array<Waiter<I, O, E>> = []
     let inFlight: ReadonlyArray<Waiter<I, O, E>> = []
     let closed = false
@@ -65,7 +70,7 @@ export const makeBatcher = <I, O, E>(
         const waiting = [...inFlight, ...buffer]
         inFlight = []
         buffer = []
-        for (const waiter of waiting) waiter.resume(Effect.interrupt)
+        for (const waiter of waiting) waiter.resume(closedWith)
       })
     )
 
@@ -100,7 +105,7 @@ export const makeBatcher = <I, O, E>(
 
     return (item: I): Effect.Effect<O, E> =>
       Effect.async<O, E>((resume) => {
-        if (closed) return resume(Effect.interrupt)
+        if (closed) return resume(closedWith)
         buffer.push({ item, resume })
         wake.unsafeOpen()
       })

@@ -19,13 +19,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
-import type {
-  AppendResult,
-  Journal,
-  JournalEntry,
+import {
+  type AppendResult,
+  type Journal,
+  type JournalEntry,
   JournalError,
-  JournalNotFoundError,
-  JournalRecord
+  type JournalNotFoundError,
+  type JournalRecord
 } from "../Journal.js"
 import { SequentDuplicateTaskError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
@@ -69,6 +69,18 @@ export interface Tasks {
   /** Outcomes as text, for a `submit` on one instance whose task runs on another. */
   readonly outcomes: OutcomeCodec
 }
+
+/**
+ * What a `schedule` whose append is still unanswered gets when the executor's
+ * scope closes: a typed error, not an interruption of the caller. The append
+ * may have committed; the task then runs on the next start (or, on a shared
+ * journal, on whichever instance owns its lane).
+ */
+export const appendUnanswered = Effect.fail(
+  new JournalError({
+    reason: "The executor shut down before the journal answered the append: the task may be stored, and run later"
+  })
+)
 
 /** What the waiter of a task gets when its id was already pending or dead-lettered, so nothing was stored. */
 const duplicate = (entry: JournalEntry): Exit.Exit<never, SequentDuplicateTaskError> =>
@@ -226,8 +238,9 @@ export const make = (
     const holdings = new Holdings(journal, tasks, clock)
     // appends and redrives take turns, so that a record is never queued twice
     const exclusive = (yield* Effect.makeSemaphore(1)).withPermits(1)
-    const append = yield* makeBatcher((batch: ReadonlyArray<Appending>) =>
-      exclusive(appendBatch(journal, holdings)(batch))
+    const append = yield* makeBatcher(
+      (batch: ReadonlyArray<Appending>) => exclusive(appendBatch(journal, holdings)(batch)),
+      { closed: appendUnanswered }
     )
     const complete = yield* makeBatcher((seqs: ReadonlyArray<number>) =>
       Effect.as(journal.complete(seqs), seqs.map(() => undefined))

@@ -34,7 +34,7 @@ import * as Stream from "effect/Stream"
 import { type JournalEntry, JournalError, JournalLockedError } from "../Journal.js"
 import { SequentDuplicateTaskError, SequentStoppedError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
-import { type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
+import { appendUnanswered, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
 import type { Job } from "./lane.js"
 import * as Pg from "./pgShared.js"
 import type { Intake } from "./store.js"
@@ -44,6 +44,12 @@ const keyOf = (lane: string): string | undefined => lane === "" ? undefined : la
 
 /** Milliseconds between two reads of the halted lanes when nothing says one was lifted. */
 const haltsEvery = 1_000
+
+/**
+ * How long a shard being handed over on a rebalance waits for its running
+ * attempt to end before its lock goes anyway (and the attempt is stopped).
+ */
+const releaseGrace = (config: Pg.SharingConfig) => Math.min(5_000, config.hungAfter / 2)
 
 /** Records read at most per look at the journal. */
 const fetchLimit = 5_000
@@ -68,6 +74,8 @@ interface Epoch {
   readonly previous: Epoch | undefined
   /** The lanes this epoch handed to the executor. */
   readonly lanes: Set<string>
+  /** Once a rebalance hands the shard over: when its lock goes at the latest, if its attempts have not ended. */
+  releaseBy: number | undefined
 }
 
 interface Held {
@@ -181,7 +189,8 @@ class Shares {
       running: 0,
       lost: Deferred.unsafeMake(this.fiberId),
       previous,
-      lanes: new Set()
+      lanes: new Set(),
+      releaseBy: undefined
     }
     this.owned.set(shard, epoch)
     this.last.set(shard, epoch)
@@ -304,16 +313,43 @@ class Shares {
         Effect.raceFirst(confirmedTask, lost),
         Effect.sync(() => {
           epoch.running--
-          if (!epoch.alive && epoch.running === 0) this.wakeFetch()
+          if (epoch.running > 0) return
+          if (!epoch.alive) this.wakeFetch()
+          else if (epoch.releaseBy !== undefined) this.wakeShards()
         })
       )
     })
   }
 
-  /** The epochs whose shard can be read now: owned, and with no task of an earlier epoch still running. */
+  /** The epochs whose shard can be read now: owned, not being handed over, and with no task of an earlier epoch still running. */
   readable(): Array<Epoch> {
     const out: Array<Epoch> = []
-    for (const epoch of this.owned.values()) if (drained(epoch.previous)) out.push(epoch)
+    for (const epoch of this.owned.values()) {
+      if (epoch.releaseBy === undefined && drained(epoch.previous)) out.push(epoch)
+    }
+    return out
+  }
+
+  /**
+   * Starts handing a shard over on a rebalance, gracefully: nothing more of
+   * it is read or started here, its lanes leave the executor, and a task
+   * running in it may end here (and commit) before the lock goes, so that it
+   * does not run twice. Its callers wait on, for an outcome kept by whichever
+   * instance runs their task.
+   */
+  beginRelease(epoch: Epoch, by: number): void {
+    if (epoch.releaseBy !== undefined) return
+    epoch.releaseBy = by
+    for (const held of this.held.values()) if (held.epoch === epoch) held.job.waiter = undefined
+    for (const lane of epoch.lanes) this.intake.evict(keyOf(lane))
+  }
+
+  /** The shards being handed over whose lock can go now: their attempts have ended, or the grace is over. */
+  releasable(now: number): Array<Epoch> {
+    const out: Array<Epoch> = []
+    for (const epoch of this.owned.values()) {
+      if (epoch.releaseBy !== undefined && (epoch.running === 0 || now >= epoch.releaseBy)) out.push(epoch)
+    }
     return out
   }
 }
@@ -398,11 +434,21 @@ const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: 
     if (plan.forget.length > 0) {
       yield* Pg.forget(run, s, plan.forget)
     }
-    if (plan.release.length > 0) {
-      for (const shard of plan.release) {
-        shares.lose(shares.owned.get(shard)!)
+    for (const shard of plan.release) {
+      shares.beginRelease(shares.owned.get(shard)!, now + releaseGrace(s.config))
+    }
+    const due = shares.releasable(now)
+    if (due.length > 0) {
+      for (const epoch of due) {
+        shares.lose(epoch)
       }
-      yield* Pg.release(run, s, plan.release)
+      yield* Pg.release(
+        run,
+        s,
+        due.map((epoch) =>
+          epoch.shard
+        )
+      )
     }
     if (plan.take.length > 0) {
       const taken = yield* Pg.take(run, s, plan.take)
@@ -534,7 +580,8 @@ const fetchAll = (shares: Shares, tasks: Tasks, clock: Clock.Clock): Effect.Effe
     const records = yield* Pg.fetch(shares.pool, shares.sharing.statements, cursors, fetchLimit)
     for (const record of records) {
       const epoch = asked.get(record.shard)!
-      if (!epoch.alive || !(shares.intake.accepting || shares.draining) || record.seq <= epoch.after) continue
+      if (!epoch.alive || epoch.releaseBy !== undefined || !(shares.intake.accepting || shares.draining)) continue
+      if (record.seq <= epoch.after) continue
       epoch.after = record.seq
       yield* Effect.catchAll(
         hold(shares, tasks, clock, epoch, record),
@@ -846,7 +893,7 @@ export const make = (
     yield* Effect.forkScoped(shardLoop(shares, instance, clock, permit, shardLatch))
     yield* Effect.forkScoped(fetchLoop(shares, tasks, clock, fetchLatch))
     yield* Effect.forkScoped(follow(shares, shares.wakeShards))
-    const append = yield* makeBatcher(appendBatch(shares))
+    const append = yield* makeBatcher(appendBatch(shares), { closed: appendUnanswered })
     const pause = Pg.pause(sharing.sql, sharing.statements)
     const drained = drain(shares)
     const store: JournalStore = {

@@ -58,18 +58,40 @@ class Slow extends Schema.TaggedRequest<Slow>()("Slow", {
   success: Schema.String,
   failure: Schema.Never
 }) {}
-const Tasks = TaskKind.make(Where, Refuse, Slow)
+/** Says it started, then answers with the instance that ran it once the test opens its gate. */
+class Gated extends Schema.TaggedRequest<Gated>()("Gated", {
+  payload: {},
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+const Tasks = TaskKind.make(Where, Refuse, Slow, Gated)
+
+/** What the handlers share with the test. */
+interface Signals {
+  /** A Slow task started on B. */
+  readonly started: Deferred.Deferred<void>
+  /** A Gated task started. */
+  readonly gatedStarted: Deferred.Deferred<void>
+  readonly gate: Deferred.Deferred<void>
+}
 const Typed = DurableSequent.typed(Tasks)
 
 /** Every Where that ran, as `instance:n`, in the order they ran. */
 type Log = Array<string>
 
-const instance = (name: string, tablePrefix: string, started: Deferred.Deferred<void>, log: Log) =>
+const instance = (name: string, tablePrefix: string, signals: Signals, log: Log) =>
   Durable.layer({ concurrency: 64, retry: Schedule.recurs(0), closeGracePeriod: 0 }).pipe(
     Layer.provide(Tasks.handlers({
       Where: ({ n }) => Effect.sync(() => (log.push(`${name}:${n}`), { by: name, n })),
       Refuse: ({ order }) => Effect.fail(new Declined({ order })),
-      Slow: () => name === "A" ? Effect.succeed(name) : Effect.zipRight(Deferred.succeed(started, void 0), Effect.never)
+      Slow: () =>
+        name === "A" ? Effect.succeed(name) : Effect.zipRight(Deferred.succeed(signals.started, void 0), Effect.never),
+      Gated: () =>
+        Effect.sync(() => log.push(`Gated:${name}`)).pipe(
+          Effect.zipRight(Deferred.succeed(signals.gatedStarted, void 0)),
+          Effect.zipRight(Deferred.await(signals.gate)),
+          Effect.as(name)
+        )
     })),
     Layer.provide(PgJournal.layer({
       url,
@@ -79,21 +101,28 @@ const instance = (name: string, tablePrefix: string, started: Deferred.Deferred<
   )
 
 /** Builds an instance in a scope of its own, so that a test can close it. */
-const start = (name: string, tablePrefix: string, started: Deferred.Deferred<void>, log: Log) =>
+const start = (name: string, tablePrefix: string, signals: Signals, log: Log) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    const context = yield* Layer.buildWithScope(instance(name, tablePrefix, started, log), scope)
+    const context = yield* Layer.buildWithScope(instance(name, tablePrefix, signals, log), scope)
     return { scope, sequent: context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service }
   })
+
+const makeSignals = Effect.all({
+  started: Deferred.make<void>(),
+  gatedStarted: Deferred.make<void>(),
+  gate: Deferred.make<void>()
+})
 
 /** Two instances on fresh tables, once each owns some of the shards (checked with probes through A). */
 const twoInstances = Effect.gen(function*() {
   const tablePrefix = run.fresh()
-  const started = yield* Deferred.make<void>()
+  const signals = yield* makeSignals
+  const { started } = signals
   const log: Log = []
-  const a = yield* start("A", tablePrefix, started, log)
-  const b = yield* start("B", tablePrefix, started, log)
+  const a = yield* start("A", tablePrefix, signals, log)
+  const b = yield* start("B", tablePrefix, signals, log)
   // 64 keys hit every shard, so once both own shards, some of them run on each
   const keys = Array.from({ length: 64 }, (_, i) => `k${i}`)
   assert.strictEqual(new Set(keys.map((key) => shardOf(key, SHARDS))).size, SHARDS)
@@ -120,7 +149,7 @@ const twoInstances = Effect.gen(function*() {
 })
 
 /** Polls `check` every 20 ms until it holds, failing after 10 s. */
-const eventually = (what: string, check: Effect.Effect<boolean>) =>
+const eventually = <E>(what: string, check: Effect.Effect<boolean, E>) =>
   check.pipe(
     Effect.repeat({ schedule: Schedule.spaced(Duration.millis(20)), until: (done) => done }),
     Effect.timeoutFail({ duration: Duration.seconds(10), onTimeout: () => new Error(`timed out waiting for ${what}`) })
@@ -182,6 +211,8 @@ describe("submit on a shared journal", () => {
           Effect.fork
         )
         yield* Deferred.await(started)
+        // A's append has answered (an append still unanswered at shutdown fails with JournalError)
+        yield* eventually("A's append to answer", Effect.map(a.sequent.size, (size) => size === 0))
         yield* Scope.close(a.scope, Exit.void)
         const exit = yield* Fiber.await(waiting).pipe(Effect.timeout(Duration.seconds(30)))
         assert.isTrue(Exit.isFailure(exit))
@@ -274,6 +305,43 @@ describe("the mode lock on a shared journal", () => {
         assert.strictEqual(cut.length, 2)
         const single = yield* Effect.flip(Effect.provide(Journal, PgJournal.layer({ url, tablePrefix })))
         assert.strictEqual(single._tag, "JournalLockedError")
+      }).pipe(Effect.provide(PgClient.layer({ url }))),
+    60_000
+  )
+})
+
+describe("a rebalance on a shared journal", () => {
+  it.scopedLive(
+    "an instance joining takes its share, and a task running in a shard handed over ends where it runs, once",
+    () =>
+      Effect.gen(function*() {
+        const tablePrefix = run.fresh()
+        const signals = yield* makeSignals
+        const log: Log = []
+        const sql = yield* PgClient.PgClient
+        const a = yield* start("A", tablePrefix, signals, log)
+        const shardKey = (yield* sql<{ readonly k: number }>`
+        SELECT hashtext(current_schema() || '.' || ${tablePrefix} || ':shards') & 2147483647 AS k`)[0]!.k
+        const owned = Effect.map(
+          sql<{ readonly shards: string }>`SELECT count(*) AS shards FROM pg_locks WHERE locktype = 'advisory'
+          AND classid = ${shardKey}::int::oid AND objsubid = 2 AND granted GROUP BY pid ORDER BY 1 DESC`,
+          (rows) => rows.map((row) => Number(row.shards))
+        )
+        yield* eventually("A to own every shard", Effect.map(owned, (counts) => counts[0] === SHARDS))
+        // alone, A owns shards 0-15; with B it keeps 0-7, so a lane of shard 8 or above moves
+        const key = Array.from({ length: 64 }, (_, i) => `k${i}`).find((k) => shardOf(k, SHARDS) >= SHARDS / 2)!
+        const gated = yield* Effect.fork(
+          Typed.submit(new Gated(), { key }).pipe(Effect.provideService(DurableSequent, a.sequent))
+        )
+        yield* Deferred.await(signals.gatedStarted)
+        yield* start("B", tablePrefix, signals, log)
+        // B gets the shards A runs nothing in at once; the one with the task in flight waits for it
+        yield* eventually("B to own 7 shards", Effect.map(owned, (counts) => counts.join() === "9,7"))
+        assert.isTrue(Option.isNone(yield* Fiber.poll(gated)))
+        yield* Deferred.succeed(signals.gate, void 0)
+        assert.strictEqual(yield* Fiber.join(gated).pipe(Effect.timeout(Duration.seconds(10))), "A")
+        yield* eventually("a fair share each", Effect.map(owned, (counts) => counts.join() === "8,8"))
+        assert.deepStrictEqual(log.filter((line) => line.startsWith("Gated")), ["Gated:A"])
       }).pipe(Effect.provide(PgClient.layer({ url }))),
     60_000
   )
