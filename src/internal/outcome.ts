@@ -29,10 +29,14 @@ interface RequestKind extends AnyTaskKind {
 const isRequestKind = (kind: AnyTaskKind): kind is RequestKind =>
   Schema.isSchema(kind.success) && Schema.isSchema(kind.failure)
 
-/** Errors of the executor's own, which a waiter receives as they are: they are no outcome of the handler. */
+/**
+ * Errors of the executor's own, which a waiter receives as they are: they are
+ * no outcome of the handler (a `SequentOutcomeError` comes from an outcome
+ * that could not travel between instances, or never came).
+ */
 const isExecutorError = (error: unknown): boolean =>
   error instanceof SequentStoppedError || error instanceof SequentFalseError ||
-  error instanceof SequentDuplicateTaskError
+  error instanceof SequentDuplicateTaskError || error instanceof SequentOutcomeError
 
 /** The exit of a task that was not stored, because a task with its id is pending or dead-lettered. */
 const isDuplicate = (exit: Exit.Exit<unknown, unknown>): boolean =>

@@ -32,7 +32,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type JournalEntry, JournalError, JournalLockedError } from "../Journal.js"
-import { SequentDuplicateTaskError, SequentStoppedError } from "../SequentError.js"
+import { SequentDuplicateTaskError, SequentOutcomeError, SequentStoppedError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
 import { appendUnanswered, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
 import type { Job } from "./lane.js"
@@ -90,6 +90,13 @@ interface Session {
   readonly scope: Scope.CloseableScope
 }
 
+/** A `submit` caller of this instance: `stored` once its append has answered. */
+interface Awaiting {
+  readonly waiter: Waiter
+  readonly tag: string
+  stored: boolean
+}
+
 /** Why a task of a lost shard stops: its lane is evicted, so no one sees this but the task. */
 const moved = new SequentStoppedError({ attempts: 0 })
 
@@ -109,10 +116,12 @@ class Shares {
    * until their outcome: a job read here carries its caller's waiter, and an
    * outcome kept by another instance answers it.
    */
-  readonly awaiting = new Map<string, Waiter>()
+  readonly awaiting = new Map<string, Awaiting>()
   /** Whether an outcome was kept for this instance since it last took them, and when it last did. */
   outcomesDue = false
   outcomesTakenAt = 0
+  /** When the callers were last checked for an outcome that cannot come. */
+  lostCheckedAt = 0
   /** Statements on the client's pool: reads and appends, which need no fence. */
   readonly pool: Pg.Run
   /** When the last look at the shards succeeded (the heartbeat is at most `heartbeat` older). */
@@ -289,16 +298,16 @@ class Shares {
   }
 
   /**
-   * The outcome to keep for a caller on another instance, for a job read here
-   * without its caller's waiter; `undefined` for a job nobody waits for, or
-   * whose caller the executor answers here.
+   * The outcome to keep for the caller of a job, with its end; `undefined`
+   * for a job nobody waits for. Kept even when the caller is here and the
+   * executor answers it: the lane may be lost between the write and that
+   * answer (which then never comes), and an outcome taken for a caller already
+   * answered is dropped.
    */
   outcomeFor(job: Job, exit: () => Exit.Exit<unknown, unknown>, tasks: Tasks): Effect.Effect<Pg.Outcome | undefined> {
     const held = this.held.get(job.seq)
     const awaitedBy = held?.record.awaitedBy
-    if (held === undefined || held.job !== job || awaitedBy === undefined || job.waiter !== undefined) {
-      return Effect.succeed(undefined)
-    }
+    if (held === undefined || held.job !== job || awaitedBy === undefined) return Effect.succeed(undefined)
     const { id, tag } = held.record
     return Effect.map(tasks.outcomes.encode(tag, exit()), (text) => ({ id, awaitedBy, tag, exit: text }))
   }
@@ -537,24 +546,44 @@ const readHalts = (shares: Shares, epochs: ReadonlyArray<Epoch>) =>
     }
   })
 
+/** What the caller waiting for a record that cannot run gets: a defect saying why (its kind or payload does not decode here). */
+const undecodable = (tasks: Tasks, record: Pg.SharedRecord, reason: string): Effect.Effect<Pg.Outcome | undefined> => {
+  const awaitedBy = record.awaitedBy
+  if (awaitedBy === undefined) return Effect.succeed(undefined)
+  const exit = Exit.die(new Error(`Sequent: stored task ${record.id} cannot run, and is dead-lettered: ${reason}`))
+  return Effect.map(tasks.outcomes.encode(record.tag, exit), (text) => ({
+    id: record.id,
+    awaitedBy,
+    tag: record.tag,
+    exit: text
+  }))
+}
+
 /** Hands a record read in `epoch` to the executor, or dead-letters one that cannot run. */
 const hold = (shares: Shares, tasks: Tasks, clock: Clock.Clock, epoch: Epoch, record: Pg.SharedRecord) =>
   Effect.matchEffect(tasks.decode(record), {
     onFailure: (reason) =>
       Effect.zipRight(
         Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
-        onSession(shares, (run) =>
-          Pg.deadLetter(run, shares.sharing.statements, {
-            seq: record.seq,
-            attempts: record.attempts,
-            reason,
-            failedAt: clock.unsafeCurrentTimeMillis()
-          }, false))
+        Effect.flatMap(undecodable(tasks, record, reason), (outcome) =>
+          onSession(shares, (run) =>
+            Pg.deadLetter(
+              run,
+              shares.sharing.statements,
+              {
+                seq: record.seq,
+                attempts: record.attempts,
+                reason,
+                failedAt: clock.unsafeCurrentTimeMillis()
+              },
+              false,
+              outcome
+            )))
       ),
     onSuccess: (task) =>
       Effect.sync(() => {
         const intake = shares.intake
-        const waiter = record.awaitedBy === shares.instance ? shares.awaiting.get(record.id) : undefined
+        const waiter = record.awaitedBy === shares.instance ? shares.awaiting.get(record.id)?.waiter : undefined
         const job = intake.job(shares.guarded(epoch, task), tasks.context, intake.config.policy, waiter)
         job.attempts = record.attempts
         job.seq = record.seq
@@ -635,16 +664,20 @@ const appended = (shares: Shares, appending: Appending, inserted: boolean, seq: 
   const { entry, job, waiter } = appending
   shares.intake.release(job, Exit.void)
   if (inserted && seq > (shares.scheduled.get(entry.lane) ?? 0)) shares.scheduled.set(entry.lane, seq)
-  if (waiter !== undefined && !inserted && shares.awaiting.get(entry.id) === waiter) {
-    shares.awaiting.delete(entry.id)
-    waiter.done(Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id })))
+  const awaiting = shares.awaiting.get(entry.id)
+  if (waiter !== undefined && awaiting?.waiter === waiter) {
+    if (inserted) awaiting.stored = true
+    else {
+      shares.awaiting.delete(entry.id)
+      waiter.done(Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id })))
+    }
   }
   if (inserted && shares.owned.has(Pg.shardOf(entry.lane, shares.config.shards))) shares.wakeFetch()
 }
 
 /** A task not appended: un-counted, its caller forgotten; its `schedule` fails. */
 const notAppended = (shares: Shares, appending: Appending) => {
-  if (shares.awaiting.get(appending.entry.id) === appending.waiter) shares.awaiting.delete(appending.entry.id)
+  if (shares.awaiting.get(appending.entry.id)?.waiter === appending.waiter) shares.awaiting.delete(appending.entry.id)
   shares.intake.release(appending.job, Exit.void)
 }
 
@@ -675,7 +708,9 @@ const storedAfterFailure = (shares: Shares, batch: ReadonlyArray<Appending>) => 
  */
 const appendBatch = (shares: Shares) => (batch: ReadonlyArray<Appending>) =>
   Effect.suspend(() => {
-    for (const { entry, waiter } of batch) if (waiter !== undefined) shares.awaiting.set(entry.id, waiter)
+    for (const { entry, waiter } of batch) {
+      if (waiter !== undefined) shares.awaiting.set(entry.id, { waiter, tag: entry.tag, stored: false })
+    }
     return shares.sharing.append(batch.map(({ entry, waiter }) => ({
       entry,
       awaitedBy: waiter === undefined ? undefined : shares.instance
@@ -723,7 +758,7 @@ const fencing = (shares: Shares, permit: <A, E>(effect: Effect.Effect<A, E>) => 
  */
 const shutdown = (shares: Shares, instance: string) =>
   Effect.suspend(() => {
-    for (const waiter of shares.awaiting.values()) waiter.done(Exit.fail(shutDown))
+    for (const { waiter } of shares.awaiting.values()) waiter.done(Exit.fail(shutDown))
     shares.awaiting.clear()
     const shards = Array.from(shares.owned.keys())
     const session = shares.loseAll()
@@ -814,14 +849,48 @@ const takeOutcomes = (shares: Shares, tasks: Tasks): Effect.Effect<void, SqlErro
     shares.outcomesTakenAt = now
     return Effect.flatMap(Pg.takeOutcomes(shares.pool, shares.sharing.statements, shares.instance), (rows) =>
       Effect.forEach(rows, (row) => {
-        const waiter = shares.awaiting.get(row.id)
-        if (waiter === undefined) {
+        const awaiting = shares.awaiting.get(row.id)
+        if (awaiting === undefined) {
           return Effect.void
         }
         shares.awaiting.delete(row.id)
         return Effect.map(tasks.outcomes.decode(row.tag, row.exit), (exit) =>
-          waiter.done(exit))
+          awaiting.waiter.done(exit))
       }, { discard: true }))
+  })
+
+/** What a caller gets whose task ended with no outcome kept for it. */
+const lostOutcome = (tag: string) =>
+  new SequentOutcomeError({
+    tag,
+    outcome: "failure",
+    reason:
+      "the task ended while this instance was counted as gone (its lock session was cut), so its outcome was not kept"
+  })
+
+/**
+ * Answers the callers whose task is neither pending nor answered: it ended
+ * while this instance's heartbeat was missing (its session cut, and another
+ * instance forgot it), so no outcome was kept for it. Read in one statement,
+ * after the outcomes were taken, so a task that ends meanwhile is seen with
+ * its outcome. Every `haltsEvery` while callers wait.
+ */
+const answerLost = (shares: Shares): Effect.Effect<void, SqlError> =>
+  Effect.suspend(() => {
+    const now = shares.clock.unsafeCurrentTimeMillis()
+    if (shares.awaiting.size === 0 || now - shares.lostCheckedAt < haltsEvery) return Effect.void
+    shares.lostCheckedAt = now
+    const stored = Array.from(shares.awaiting).filter(([, awaiting]) => awaiting.stored).map(([id]) => id)
+    if (stored.length === 0) return Effect.void
+    return Effect.map(Pg.awaitedBy(shares.pool, shares.sharing.statements, stored, shares.instance), (rows) => {
+      const live = new Set(rows.map((row) => row.id))
+      for (const id of stored) {
+        const awaiting = shares.awaiting.get(id)
+        if (live.has(id) || awaiting === undefined) continue
+        shares.awaiting.delete(id)
+        awaiting.waiter.done(Exit.fail(lostOutcome(awaiting.tag)))
+      }
+    })
   })
 
 /** The loop that looks at the shards every `poll`, or when woken. A failed look loses every shard. */
@@ -846,7 +915,9 @@ const shardLoop = (
 
 /** The loop that reads the owned shards and the outcomes kept for this instance when woken, or every `poll`. */
 const fetchLoop = (shares: Shares, tasks: Tasks, clock: Clock.Clock, latch: Effect.Latch) => {
-  const once = Effect.zipRight(fetchAll(shares, tasks, clock), takeOutcomes(shares, tasks)).pipe(
+  const once = fetchAll(shares, tasks, clock).pipe(
+    Effect.zipRight(takeOutcomes(shares, tasks)),
+    Effect.zipRight(answerLost(shares)),
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
         ? Effect.failCause(cause)

@@ -15,6 +15,7 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -30,7 +31,7 @@ import { DurableSequent } from "../../src/Durable.js"
 import { shardOf } from "../../src/internal/pgShared.js"
 import { Journal } from "../../src/Journal.js"
 import * as PgJournal from "../../src/PgJournal.js"
-import { SequentStoppedError } from "../../src/SequentError.js"
+import { SequentOutcomeError, SequentStoppedError } from "../../src/SequentError.js"
 import * as TaskKind from "../../src/TaskKind.js"
 import { makeRun, url } from "./support/PgTables.js"
 
@@ -79,20 +80,32 @@ const Typed = DurableSequent.typed(Tasks)
 /** Every Where that ran, as `instance:n`, in the order they ran. */
 type Log = Array<string>
 
+/** A kind only A knows (A runs a newer version of the code than B). */
+class Newer
+  extends Schema.TaggedRequest<Newer>()("Newer", { payload: {}, success: Schema.String, failure: Schema.Never })
+{}
+const TasksOfA = TaskKind.make(Where, Refuse, Slow, Gated, Newer)
+
+const handlersOf = (name: string, signals: Signals, log: Log) => ({
+  Where: ({ n }: Where) => Effect.sync(() => (log.push(`${name}:${n}`), { by: name, n })),
+  Refuse: ({ order }: Refuse) => Effect.fail(new Declined({ order })),
+  Slow: () =>
+    name === "A" ? Effect.succeed(name) : Effect.zipRight(Deferred.succeed(signals.started, void 0), Effect.never),
+  Gated: () =>
+    Effect.sync(() => log.push(`Gated:${name}`)).pipe(
+      Effect.zipRight(Deferred.succeed(signals.gatedStarted, void 0)),
+      Effect.zipRight(Deferred.await(signals.gate)),
+      Effect.as(name)
+    )
+})
+
 const instance = (name: string, tablePrefix: string, signals: Signals, log: Log) =>
   Durable.layer({ concurrency: 64, retry: Schedule.recurs(0), closeGracePeriod: 0 }).pipe(
-    Layer.provide(Tasks.handlers({
-      Where: ({ n }) => Effect.sync(() => (log.push(`${name}:${n}`), { by: name, n })),
-      Refuse: ({ order }) => Effect.fail(new Declined({ order })),
-      Slow: () =>
-        name === "A" ? Effect.succeed(name) : Effect.zipRight(Deferred.succeed(signals.started, void 0), Effect.never),
-      Gated: () =>
-        Effect.sync(() => log.push(`Gated:${name}`)).pipe(
-          Effect.zipRight(Deferred.succeed(signals.gatedStarted, void 0)),
-          Effect.zipRight(Deferred.await(signals.gate)),
-          Effect.as(name)
-        )
-    })),
+    Layer.provide(
+      name === "A"
+        ? TasksOfA.handlers({ ...handlersOf(name, signals, log), Newer: () => Effect.succeed(name) })
+        : Tasks.handlers(handlersOf(name, signals, log))
+    ),
     Layer.provide(PgJournal.layer({
       url,
       tablePrefix,
@@ -219,6 +232,47 @@ describe("submit on a shared journal", () => {
         const error = yield* Effect.flip(exit)
         assert.instanceOf(error, SequentStoppedError)
       }),
+    60_000
+  )
+})
+
+describe("submit on a shared journal, when no outcome can come", () => {
+  it.scopedLive(
+    "a task its owner cannot decode (a kind it does not know) answers its caller with a defect saying so",
+    () =>
+      Effect.gen(function*() {
+        const { a, keysOf } = yield* twoInstances
+        const exit = yield* DurableSequent.typed(TasksOfA).submit(new Newer(), { key: keysOf("B")[0]! }).pipe(
+          Effect.provideService(DurableSequent, a.sequent),
+          Effect.exit,
+          Effect.timeout(Duration.seconds(10))
+        )
+        assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+        assert.include(Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause), "cannot run, and is dead-lettered")
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "a task that ended with no outcome kept (its caller's instance counted gone) answers with SequentOutcomeError",
+    () =>
+      Effect.gen(function*() {
+        const { a, b, keysOf, tablePrefix } = yield* twoInstances
+        const key = keysOf("B")[0]!
+        yield* b.sequent.pause(key)
+        const waiting = yield* Effect.fork(
+          Typed.submit(new Where({ n: 4000 }), { key, id: "lost" }).pipe(
+            Effect.provideService(DurableSequent, a.sequent)
+          )
+        )
+        yield* eventually("B to queue the task", Effect.map(laneOf(b.sequent, key), (lane) => lane?.size === 1))
+        // as if it had completed while A's heartbeat was missing: gone from the journal, no outcome kept
+        const sql = yield* PgClient.PgClient
+        yield* sql`DELETE FROM ${sql(`${tablePrefix}pending`)} WHERE id = 'lost'`
+        const error = yield* Fiber.join(waiting).pipe(Effect.flip, Effect.timeout(Duration.seconds(10)))
+        assert.instanceOf(error, SequentOutcomeError)
+        assert.include((error as SequentOutcomeError).reason, "its outcome was not kept")
+      }).pipe(Effect.provide(PgClient.layer({ url }))),
     60_000
   )
 })
