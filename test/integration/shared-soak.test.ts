@@ -198,7 +198,8 @@ describe("shared PostgreSQL journal, randomized soak", () => {
         `soak: seed ${SEED}, ${Math.round((Date.now() - began) / 1000)} s, ${faults.kills} kills; takeover ` +
           `min ${Math.round(Math.min(...takeovers))} / median ${Math.round(median(takeovers))} / max ` +
           `${Math.round(Math.max(...takeovers))} ms; ${verdict.ran} tasks (${faults.accepted.size} accepted), ` +
-          `${verdict.attempts} attempts (${verdict.failedAttempts} failed), ${verdict.reruns.length} ran again, ` +
+          `${verdict.attempts} attempts (${verdict.failedAttempts} failed), ${verdict.reruns.length} ran again ` +
+          `(${verdict.reruns.filter(([, first, again]) => first === again).length} on the same instance), ` +
           `${verdict.unaccepted.length} ran unaccepted`
       )
       assert.isAbove(faults.kills, 0)
