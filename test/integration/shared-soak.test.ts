@@ -6,14 +6,16 @@
  *
  *   SEQUENT_SOAK_SECONDS=300 SEQUENT_SOAK_SEED=123 npx vitest run --config vitest.integration.config.ts shared-soak
  *
- * The seed (printed; random unless given) draws the kills, the progress between them and the
- * failures, so a failing run can be replayed with the same decisions (the machine's timing will
- * differ). Faults follow progress, not the clock: the next kill comes after a drawn number of
- * attempts more, and each restart once the killed one's shards are owned by the others; the
- * duration bounds only how long the faults go on. At the end, once the producers have stopped
- * and every task has run: every accepted task (its `schedule` returned) succeeded; per lane,
- * first runs in schedule order; a task ran again only as its lane's head, in flight when it
- * moved; nothing was dead-lettered. Takeover times are printed.
+ * The seed (printed; random unless given) draws the failures, a pure function of the seed and
+ * the task, and the faults: the progress before each, how many instances and which of the live
+ * ones. Which are live at a draw depends on the machine's timing, so a replay repeats the
+ * failures exactly and the faults as far as timing allows; each kill is printed. Faults follow
+ * progress, not the clock: the next kill comes after a drawn number of attempts more, and each
+ * restart once the killed one's shards are owned by the others; the duration bounds only how
+ * long the faults go on. At the end, once the producers have stopped and every task has run:
+ * every accepted task (its `schedule` returned) succeeded; per lane, first runs in schedule
+ * order; a task ran again only as its lane's head, in flight when it moved; nothing was
+ * dead-lettered. Takeover times are printed.
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
@@ -123,7 +125,9 @@ const killAndRestart = (
       "every shard owned by the others",
       Effect.map(t.ownersByName, (o) => sum(o) === SHARDS && Array.from(o.keys()).every((name) => !gone.has(name)))
     )
-    if (owned > 0) faults.takeovers.push((yield* t.now) - killedAt)
+    const took = (yield* t.now) - killedAt
+    if (owned > 0) faults.takeovers.push(took)
+    console.log(`soak: kill -9 ${Array.from(gone).join(", ")} (${owned} shards): owned again in ${Math.round(took)} ms`)
     for (const slot of victims) {
       slot.incarnation++
       yield* Effect.forkScoped(Effect.gen(function*() {
