@@ -100,8 +100,10 @@ export const startInstance = (
         record: { accepted: new Set(), lastRound: -1, produced: undefined, warnings: [], closed: false }
       })
     ),
-    ({ child, name, record }) =>
+    ({ child, name, record, stderr }) =>
       Effect.sync(() => {
+        // one that ended by itself failed: what it said is the reason a wait timed out
+        if (child.exitCode !== null && child.exitCode !== 0) console.log(`instance ${name} failed:\n${stderr()}`)
         if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
         for (const line of record.warnings) console.log(`instance ${name}: ${line}`)
       })
