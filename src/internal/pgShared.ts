@@ -180,29 +180,54 @@ const appendStripes = 64
  * Locking shards (striped), not lanes, keeps the number of locks a batch
  * takes small.
  */
-const lockShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) => {
-  const stripes = Array.from(new Set(shards.map((shard) => shard % appendStripes))).sort((a, b) => a - b)
-  return run(`SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, [s.appendKey, stripes])
-}
+const lockShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
+  run(`SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, [s.appendKey, stripesOf(shards)])
 
-/** Inserts the entries whose id is neither pending nor dead, numbering them in input order. */
-const insertShared = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntry>) =>
+/** The append locks of `shards`, in ascending order. */
+const stripesOf = (shards: ReadonlyArray<number>) =>
+  Array.from(new Set(shards.map((shard) => shard % appendStripes))).sort((a, b) => a - b)
+
+/**
+ * The append in one statement: one round trip, and no transaction of its own
+ * to begin and commit. The append locks come first: every inserted row is
+ * joined with their count, so no row takes its seq before they are all held
+ * (see `lockShards`). The entries whose id is neither pending nor dead are
+ * inserted, numbered in input order, and when any is, the owners of `shards`
+ * are woken (a NOTIFY is sent when the statement commits).
+ */
+const appendStatement = (
+  run: Run,
+  s: Statements,
+  entries: ReadonlyArray<JournalEntry>,
+  shards: ReadonlyArray<number>
+) =>
   run<{ readonly id: string; readonly seq: string | number }>(
-    `INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard)
-    SELECT v.id, v.lane, v.tag, v.payload, v.scheduled_at, v.shard
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::int[]) WITH ORDINALITY
-      AS v(id, lane, tag, payload, scheduled_at, shard, n)
-    WHERE NOT EXISTS (SELECT 1 FROM ${s.dead} d WHERE d.id = v.id)
-    ORDER BY v.n
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id, seq`,
+    `WITH locks AS MATERIALIZED (
+      SELECT count(pg_advisory_xact_lock($1, k)) AS held FROM unnest($2::int[]) AS k
+    ), inserted AS (
+      INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard)
+      SELECT v.id, v.lane, v.tag, v.payload, v.scheduled_at, v.shard
+      FROM locks, unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::int[]) WITH ORDINALITY
+        AS v(id, lane, tag, payload, scheduled_at, shard, n)
+      WHERE locks.held >= 0 AND NOT EXISTS (SELECT 1 FROM ${s.dead} d WHERE d.id = v.id)
+      ORDER BY v.n
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id, seq
+    ), woken AS (
+      SELECT pg_notify($9, $10) FROM (SELECT 1 FROM inserted LIMIT 1) AS one
+    )
+    SELECT id, seq FROM inserted WHERE (SELECT count(*) FROM woken) >= 0`,
     [
+      s.appendKey,
+      stripesOf(shards),
       entries.map((e) => e.id),
       entries.map((e) => e.lane),
       entries.map((e) => e.tag),
       entries.map((e) => e.payload),
       entries.map((e) => e.scheduledAt),
-      entries.map((e) => shardOf(e.lane, s.config.shards))
+      entries.map((e) => shardOf(e.lane, s.config.shards)),
+      s.channel,
+      wakePayload(shards)
     ]
   )
 
@@ -220,48 +245,37 @@ const shardsOf = (s: Statements, lanes: ReadonlyArray<string>) =>
 /** A NOTIFY payload must stay under 8000 bytes: past this many shards, the payload wakes every owner. */
 const notifyAtMost = 256
 
+/** The NOTIFY payload that wakes the owners of `shards`. */
+const wakePayload = (shards: ReadonlyArray<number>) => shards.length > notifyAtMost ? "*" : shards.join(",")
+
 /** Wakes the owners of `shards` once the transaction commits. */
 const notifyShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
-  run(`SELECT pg_notify($1, $2)`, [s.channel, shards.length > notifyAtMost ? "*" : shards.join(",")])
-
-const appendChunk = (run: Run, s: Statements, entries: ReadonlyArray<JournalEntry>) =>
-  Effect.gen(function*() {
-    const seqs = new Map<string, number>()
-    const inserted = new Set<string>()
-    for (const row of yield* insertShared(run, s, entries)) {
-      seqs.set(row.id, Number(row.seq))
-      inserted.add(row.id)
-    }
-    const known = entries.map((e) => e.id).filter((id) => !inserted.has(id))
-    if (known.length > 0) { for (const row of yield* storedSeqs(run, s, known)) seqs.set(row.id, Number(row.seq)) }
-    return { seqs, inserted }
-  })
+  run(`SELECT pg_notify($1, $2)`, [s.channel, wakePayload(shards)])
 
 /**
- * The shared `append`: one transaction under the append locks of the shards
- * it touches, which wakes their owners when it commits.
+ * The shared `append`: one statement under the append locks of the shards it
+ * touches, which wakes their owners when it commits. The ids it did not
+ * insert (already pending or dead) are looked up after it, for their seqs.
  */
-export const append = (sql: SqlClient.SqlClient, s: Statements) =>
-(
-  entries: ReadonlyArray<JournalEntry>
-): Effect.Effect<ReadonlyArray<AppendResult>, JournalError> => {
-  if (entries.length === 0) return Effect.succeed([])
-  const unique = new Map<string, JournalEntry>()
-  for (const entry of entries) if (!unique.has(entry.id)) unique.set(entry.id, entry)
-  const shards = shardsOf(s, Array.from(unique.values(), (e) => e.lane))
-  return transaction(sql, (run) =>
-    Effect.gen(function*() {
-      yield* lockShards(run, s, shards)
+export const append = (sql: SqlClient.SqlClient, s: Statements) => {
+  const run: Run = (text, params) => sql.unsafe(text, params)
+  return (entries: ReadonlyArray<JournalEntry>): Effect.Effect<ReadonlyArray<AppendResult>, JournalError> => {
+    if (entries.length === 0) return Effect.succeed([])
+    const unique = new Map<string, JournalEntry>()
+    for (const entry of entries) if (!unique.has(entry.id)) unique.set(entry.id, entry)
+    const shards = shardsOf(s, Array.from(unique.values(), (e) => e.lane))
+    return Effect.gen(function*() {
       const seqs = new Map<string, number>()
       const inserted = new Set<string>()
-      for (const chunk of chunksOf(Array.from(unique.values()), 1000)) {
-        const done = yield* appendChunk(run, s, chunk)
-        done.seqs.forEach((seq, id) => seqs.set(id, seq))
-        done.inserted.forEach((id) => inserted.add(id))
+      for (const row of yield* appendStatement(run, s, Array.from(unique.values()), shards)) {
+        seqs.set(row.id, Number(row.seq))
+        inserted.add(row.id)
       }
-      if (inserted.size > 0) yield* notifyShards(run, s, shards)
+      const known = Array.from(unique.keys()).filter((id) => !inserted.has(id))
+      if (known.length > 0) { for (const row of yield* storedSeqs(run, s, known)) seqs.set(row.id, Number(row.seq)) }
       return entries.map((entry): AppendResult => ({ seq: seqs.get(entry.id)!, inserted: inserted.delete(entry.id) }))
-    })).pipe(guard(`Failed to append ${entries.length} journal entries`))
+    }).pipe(guard(`Failed to append ${entries.length} journal entries`))
+  }
 }
 
 interface Row extends RecordRow {
