@@ -32,16 +32,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import { createInterface } from "node:readline"
 import * as Durable from "../../src/Durable.js"
 import { DurableSequent, Journal, type JournalEntry, TaskKind } from "../../src/index.js"
 import { makeBatcher } from "../../src/internal/batcher.js"
 import * as PgJournal from "../../src/PgJournal.js"
 import { CheckError, intArg, main, parseArgs, result, stopwatch } from "./shared.js"
+import { pgUrl, type Report, Runs, serveReports, startWorker, verifyReports } from "./workers.js"
 
-export const pgUrl = process.env["SEQUENT_PG_URL"] ?? "postgres://root@127.0.0.1:5432/test"
 const url = Redacted.make(pgUrl)
 
 class Work extends Schema.TaggedClass<Work>()("Work", { n: Schema.Number }) {}
@@ -59,22 +57,6 @@ if (producers % lanes !== 0) throw new Error("--lanes must divide --producers")
 
 const laneOf = (i: number) => `lane-${(i % producers) % lanes}`
 
-/** What one process ran, per producer: how many, and whether each was the next one expected. */
-class Ran {
-  readonly next = Int32Array.from({ length: producers }, (_, p) => p)
-  readonly count = new Int32Array(producers)
-  errors = 0
-  first = ""
-  see(i: number): void {
-    const p = i % producers
-    if (i !== this.next[p] && this.errors++ === 0) {
-      this.first = `producer ${p}: task ${i} ran when ${this.next[p]} was expected`
-    }
-    this.next[p] = i + producers
-    this.count[p]++
-  }
-}
-
 const dropTables = (prefix: string) =>
   Effect.gen(function*() {
     const sql = yield* PgClient.PgClient
@@ -85,30 +67,11 @@ const dropTables = (prefix: string) =>
 
 const freshPrefix = () => `sequent_bench${randomUUID().replaceAll("-", "").slice(0, 10)}_`
 
-const instance = (prefix: string, ran: Ran, sharing: boolean) =>
+const instance = (prefix: string, ran: Runs, sharing: boolean) =>
   Durable.layer({ concurrency: 64, closeGracePeriod: Duration.seconds(10) }).pipe(
     Layer.provide(Tasks.handlers({ Work: (task) => Effect.sync(() => ran.see(task.n)) })),
     Layer.provideMerge(PgJournal.layer({ url, tablePrefix: prefix, sharing: sharing ? { shards } : undefined }))
   )
-
-/** Checks one process's (or several disjoint processes') record of the run. */
-const verify = (
-  reports: ReadonlyArray<{ readonly count: ArrayLike<number>; readonly errors: number; readonly first: string }>
-) => {
-  for (const r of reports) {
-    if (r.errors > 0) throw new CheckError(`${r.errors} out-of-order or repeated runs; first: ${r.first}`)
-  }
-  let total = 0
-  for (let p = 0; p < producers; p++) {
-    const expected = Math.floor((n - 1 - p) / producers) + 1
-    const on = reports.filter((r) => r.count[p]! > 0)
-    const ran = on.reduce((sum, r) => sum + r.count[p]!, 0)
-    if (on.length > 1) throw new CheckError(`producer ${p}'s tasks ran on ${on.length} workers: its lane moved`)
-    if (ran !== expected) throw new CheckError(`producer ${p}: ${ran} of ${expected} tasks ran`)
-    total += ran
-  }
-  if (total !== n) throw new CheckError(`${total} of ${n} tasks ran`)
-}
 
 const describe = (what: string) => `${what}, ${producers} producers, ${lanes} lane${lanes === 1 ? "" : "s"}`
 
@@ -118,7 +81,7 @@ const check = `each ran once, in order per producer (${producers}); pending tabl
 
 const single = Effect.gen(function*() {
   const prefix = freshPrefix()
-  const ran = new Ran()
+  const ran = new Runs(producers)
   const tasks = Array.from({ length: n }, (_, i) => new Work({ n: i }))
   const program = Effect.gen(function*() {
     const clock = stopwatch()
@@ -136,7 +99,7 @@ const single = Effect.gen(function*() {
     const cpuMs = clock.cpuMs()
     const pending = (yield* (yield* Journal).pending).length
     if (pending !== 0) return yield* Effect.fail(new CheckError(`${pending} tasks still pending after flush`))
-    verify([ran])
+    yield* verifyReports([ran.report()], producers, n, "producer")
     return result({ impl: "sequent-pg", mode: describe("single owner"), n, totalMs, enqueueMs, cpuMs, check })
   })
   return yield* Effect.ensuring(
@@ -147,72 +110,10 @@ const single = Effect.gen(function*() {
 
 // -----------------------------------------------------------------------------
 
-interface Report {
-  readonly count: Array<number>
-  readonly errors: number
-  readonly first: string
-  readonly cpuMs: number
-}
-
-const workerRan = new Ran()
-const worker = Effect.gen(function*() {
-  const ran = workerRan
-  let cpu0 = process.cpuUsage()
-  const lines = createInterface({ input: process.stdin })
-  yield* Effect.async<void>((resume) => {
-    lines.on("line", (line) => {
-      if (line === "start") cpu0 = process.cpuUsage()
-      if (line !== "report") return
-      const cpu = process.cpuUsage(cpu0)
-      const report: Report = {
-        count: Array.from(ran.count),
-        errors: ran.errors,
-        first: ran.first,
-        cpuMs: (cpu.user + cpu.system) / 1000
-      }
-      process.stdout.write(`REPORT ${JSON.stringify(report)}\n`)
-      resume(Effect.void)
-    })
-    process.stdout.write("ready\n")
-  })
-  process.exit(0)
-}).pipe(Effect.provide(instance(args["prefix"]!, workerRan, true)))
-
-/** A worker process, and its next line on stdout. */
-const startWorker = (prefix: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const child = spawn(
-        process.execPath,
-        [...process.execArgv, process.argv[1]!, "--role=worker", `--prefix=${prefix}`, ...argsFor()],
-        { stdio: ["pipe", "pipe", "inherit"] }
-      )
-      const out = createInterface({ input: child.stdout })
-      const queue: Array<string> = []
-      const waiting: Array<(line: string) => void> = []
-      out.on("line", (line) => {
-        const w = waiting.shift()
-        if (w !== undefined) w(line)
-        else queue.push(line)
-      })
-      const nextLine = Effect.async<string>((resume) => {
-        const line = queue.shift()
-        if (line !== undefined) resume(Effect.succeed(line))
-        else waiting.push((l) => resume(Effect.succeed(l)))
-      })
-      return { child, nextLine, send: (line: string) => child.stdin.write(`${line}\n`) }
-    }),
-    // a worker exits by itself after its report (writing its --cpu-prof, if asked for); one that does not is killed
-    ({ child }) =>
-      Effect.async<void>((resume) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-        const timer = setTimeout(() => child.kill("SIGKILL"), 5_000)
-        child.on("exit", () => {
-          clearTimeout(timer)
-          resume(Effect.void)
-        })
-      })
-  )
+const workerRuns = new Runs(producers)
+const worker = Effect.zipRight(serveReports(workerRuns), Effect.sync(() => process.exit(0))).pipe(
+  Effect.provide(instance(args["prefix"]!, workerRuns, true))
+)
 
 const argsFor = () => [`--n=${n}`, `--producers=${producers}`, `--lanes=${lanes}`, `--shards=${shards}`]
 
@@ -221,7 +122,10 @@ const shared = Effect.gen(function*() {
   const sql = yield* PgClient.PgClient
   const program = Effect.gen(function*() {
     const journal = yield* Journal
-    const procs = yield* Effect.forEach(Array.from({ length: workers }), () => startWorker(prefix))
+    const procs = yield* Effect.forEach(
+      Array.from({ length: workers }),
+      () => startWorker(["--role=worker", `--prefix=${prefix}`, ...argsFor()])
+    )
     for (const w of procs) {
       const line = yield* w.nextLine
       if (line !== "ready") return yield* Effect.fail(new CheckError(`a worker said ${line} before ready`))
@@ -262,15 +166,11 @@ const shared = Effect.gen(function*() {
     const totalMs = clock.elapsed()
     const cpuMs = clock.cpuMs()
     const reports: Array<Report> = []
-    for (const w of procs) {
-      w.send("report")
-      const line = yield* w.nextLine
-      if (!line.startsWith("REPORT ")) {
-        return yield* Effect.fail(new CheckError(`a worker said ${line} instead of its report`))
-      }
-      reports.push(JSON.parse(line.slice("REPORT ".length)) as Report)
-    }
-    verify(reports)
+    for (const w of procs) reports.push(yield* w.report)
+    yield* verifyReports(reports, producers, n, "producer")
+    process.stderr.write(
+      `CPU ms: producer ${Math.round(cpuMs)}, workers ${reports.map((r) => Math.round(r.cpuMs)).join(", ")}\n`
+    )
     return result({
       impl: "sequent-pg",
       mode: describe(`shared, ${workers} workers + 1 producer process`),

@@ -4,7 +4,8 @@
  * (WAL, `synchronous = NORMAL`), every task a no-op that succeeds at once; and,
  * when PostgreSQL answers (`SEQUENT_PG_URL`, or postgres://root@127.0.0.1:5432/test),
  * Sequent's shared PostgreSQL journal (two worker processes and a producer
- * process) against a single owner of a PostgreSQL journal, in the same run.
+ * process) against a single owner of a PostgreSQL journal and an
+ * @effect/cluster runner pair on PostgreSQL, in the same run.
  *
  * Each case runs in its own child process (`node --import tsx
  * bench/durable/<impl>.ts ...`) on a fresh database in a fresh temporary
@@ -17,7 +18,7 @@
  * tasks/s (min / median / max) with CPU time, and the ratios of Sequent's
  * medians to the others'. Raw results go to `.tmp/durable-bench-results.json`.
  *
- * Run: node --import tsx bench/durable/run.ts [--quick] [--runs=N] [--only=sequent,sql-persisted-queue,cluster,pg]
+ * Run: node --import tsx bench/durable/run.ts [--quick] [--runs=N] [--only=sequent,sql-persisted-queue,cluster,pg,cluster-pg]
  */
 import { execSync, spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
@@ -29,7 +30,7 @@ import { parseArgs, type Result, type Spread, spread } from "./shared.js"
 const here = dirname(fileURLToPath(import.meta.url))
 const root = resolve(here, "..", "..")
 
-const impls = ["sequent", "sql-persisted-queue", "cluster", "pg"] as const
+const impls = ["sequent", "sql-persisted-queue", "cluster", "pg", "cluster-pg"] as const
 type Impl = (typeof impls)[number]
 
 const args = parseArgs()
@@ -86,11 +87,12 @@ const allCases: ReadonlyArray<Case> = [
   { id: "pg-shared-lanes", impl: "pg", args: [`--n=${size.sequent}`, "--role=shared", "--lanes=64"] },
   { id: "pg-single-lanes", impl: "pg", args: [`--n=${size.sequent}`, "--role=single", "--lanes=64"] },
   { id: "pg-shared-one-lane", impl: "pg", args: [`--n=${size.oneLane}`, "--role=shared", "--lanes=1"] },
-  { id: "pg-single-one-lane", impl: "pg", args: [`--n=${size.oneLane}`, "--role=single", "--lanes=1"] }
+  { id: "pg-single-one-lane", impl: "pg", args: [`--n=${size.oneLane}`, "--role=single", "--lanes=1"] },
+  { id: "cluster-pg-64", impl: "cluster-pg", args: [`--n=${size.other}`, "--entities=64", "--runners=2"] }
 ]
 
 /** The cases on PostgreSQL run only when it answers (SEQUENT_PG_URL, or the default url). */
-const onPostgres = (c: Case) => c.impl === "pg"
+const onPostgres = (c: Case) => c.impl === "pg" || c.impl === "cluster-pg"
 const pgAnswers = (): boolean =>
   spawnSync(process.execPath, ["--import", "tsx", join("bench", "durable", "pg.ts"), "--role=probe"], {
     cwd: root,
@@ -142,7 +144,9 @@ const runCase = (c: Case, run: number): Result | Failure => {
   if (child.status !== 0 || line === undefined) {
     const reason = child.error !== undefined
       ? String(child.error)
-      : `exit ${child.status ?? child.signal}: ${(child.stderr ?? "").trim().split("\n").slice(-15).join("\n")}`
+      : `exit ${child.status ?? child.signal}: ${(child.stderr ?? "").trim().split("\n").slice(-15).join("\n")}${
+        line === undefined ? `\nstdout: ${(child.stdout ?? "").trim().split("\n").slice(-5).join("\n")}` : ""
+      }`
     return { id: c.id, run, reason }
   }
   return JSON.parse(line.slice("RESULT ".length)) as Result
@@ -256,13 +260,14 @@ printRatios(
 )
 
 /** The shared journal against a single owner, measured in the same run. */
-const pgRatios: ReadonlyArray<readonly [shared: string, single: string, what: string]> = [
-  ["pg-shared-lanes", "pg-single-lanes", "64 lanes, 64 producers"],
-  ["pg-shared-one-lane", "pg-single-one-lane", "1 lane, 64 producers"]
+const pgRatios: ReadonlyArray<readonly [string, string, what: string]> = [
+  ["pg-shared-lanes", "pg-single-lanes", "shared / single owner, 64 lanes, 64 producers"],
+  ["pg-shared-one-lane", "pg-single-one-lane", "shared / single owner, 1 lane, 64 producers"],
+  ["pg-shared-lanes", "cluster-pg-64", "shared / @effect/cluster (2 runners), 64 lanes / entities"]
 ]
 printRatios(
-  "PostgreSQL, ratios of medians (shared / single owner):",
-  ["load", "tasks/s", "tasks per CPU-s"],
+  "PostgreSQL, ratios of medians:",
+  ["what", "tasks/s", "tasks per CPU-s"],
   pgRatios,
   (x, y, what) => [what, ratio(x.tps.median, y.tps.median, 2), ratio(x.perCpuSecond.median, y.perCpuSecond.median, 2)]
 )
