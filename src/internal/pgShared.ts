@@ -315,6 +315,11 @@ export const redrive = (sql: SqlClient.SqlClient, s: Statements) =>
  * The pending records of the given shards after each one's cursor, in seq
  * order, at most `limit` of them. Per shard, seq order is commit order (see
  * `lockShards`), so a shard's cursor is the largest seq read from it.
+ *
+ * Each shard is read on its own, a range of the `(shard, seq)` index after
+ * its cursor: a join with the cursors would be planned for ten of them, as a
+ * scan of the whole table, whose cost grows with the backlog and its dead
+ * rows while an owner that keeps up reads a few rows per shard.
  */
 export const fetch = (
   run: Run,
@@ -325,8 +330,9 @@ export const fetch = (
   Effect.map(
     run<Row>(
       `SELECT p.seq, p.id, p.lane, p.tag, p.payload, p.scheduled_at, p.attempts, p.shard
-      FROM ${s.pending} p JOIN unnest($1::int[], $2::bigint[]) AS c(shard, after)
-        ON p.shard = c.shard AND p.seq > c.after
+      FROM unnest($1::int[], $2::bigint[]) AS c(shard, after)
+      CROSS JOIN LATERAL (SELECT * FROM ${s.pending} p WHERE p.shard = c.shard AND p.seq > c.after
+        ORDER BY p.seq LIMIT $3) p
       ORDER BY p.seq LIMIT $3`,
       [cursors.map(([shard]) => shard), cursors.map(([, after]) => after), limit]
     ),
