@@ -142,7 +142,17 @@ const shared = Effect.gen(function*() {
       if (rows.length === workers && total === shards && rows.every((r) => Number(r.c) <= fair)) break
       yield* Effect.sleep("20 millis")
     }
-    const append = yield* makeBatcher((entries: ReadonlyArray<JournalEntry>) => journal.append(entries))
+    const appends = { count: 0, ms: 0 }
+    const append = yield* makeBatcher((entries: ReadonlyArray<JournalEntry>) => {
+      const t0 = performance.now()
+      return Effect.ensuring(
+        journal.append(entries),
+        Effect.sync(() => {
+          appends.count++
+          appends.ms += performance.now() - t0
+        })
+      )
+    })
     const entries = Array.from({ length: n }, (_, i): JournalEntry => ({
       id: `t${i}`,
       lane: laneOf(i),
@@ -169,7 +179,9 @@ const shared = Effect.gen(function*() {
     for (const w of procs) reports.push(yield* w.report)
     yield* verifyReports(reports, producers, n, "producer")
     process.stderr.write(
-      `CPU ms: producer ${Math.round(cpuMs)}, workers ${reports.map((r) => Math.round(r.cpuMs)).join(", ")}\n`
+      `appends: ${appends.count}, ${(appends.ms / appends.count).toFixed(2)} ms each; CPU ms: producer ${
+        Math.round(cpuMs)
+      }, workers ${reports.map((r) => Math.round(r.cpuMs)).join(", ")}\n`
     )
     return result({
       impl: "sequent-pg",

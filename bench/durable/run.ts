@@ -4,8 +4,9 @@
  * (WAL, `synchronous = NORMAL`), every task a no-op that succeeds at once; and,
  * when PostgreSQL answers (`SEQUENT_PG_URL`, or postgres://root@127.0.0.1:5432/test),
  * Sequent's shared PostgreSQL journal (two worker processes and a producer
- * process) against a single owner of a PostgreSQL journal and an
- * @effect/cluster runner pair on PostgreSQL, in the same run.
+ * process) against a single owner of a PostgreSQL journal, an
+ * @effect/cluster runner pair and (with PGBOSS_DIR, see below) pg-boss's
+ * `key_strict_fifo` queue on PostgreSQL, in the same run.
  *
  * Each case runs in its own child process (`node --import tsx
  * bench/durable/<impl>.ts ...`) on a fresh database in a fresh temporary
@@ -18,10 +19,10 @@
  * tasks/s (min / median / max) with CPU time, and the ratios of Sequent's
  * medians to the others'. Raw results go to `.tmp/durable-bench-results.json`.
  *
- * Run: node --import tsx bench/durable/run.ts [--quick] [--runs=N] [--only=sequent,sql-persisted-queue,cluster,pg,cluster-pg]
+ * Run: node --import tsx bench/durable/run.ts [--quick] [--runs=N] [--only=sequent,sql-persisted-queue,cluster,pg,cluster-pg,pg-boss]
  */
 import { execSync, spawnSync } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -30,7 +31,7 @@ import { parseArgs, type Result, type Spread, spread } from "./shared.js"
 const here = dirname(fileURLToPath(import.meta.url))
 const root = resolve(here, "..", "..")
 
-const impls = ["sequent", "sql-persisted-queue", "cluster", "pg", "cluster-pg"] as const
+const impls = ["sequent", "sql-persisted-queue", "cluster", "pg", "cluster-pg", "pg-boss"] as const
 type Impl = (typeof impls)[number]
 
 const args = parseArgs()
@@ -88,11 +89,12 @@ const allCases: ReadonlyArray<Case> = [
   { id: "pg-single-lanes", impl: "pg", args: [`--n=${size.sequent}`, "--role=single", "--lanes=64"] },
   { id: "pg-shared-one-lane", impl: "pg", args: [`--n=${size.oneLane}`, "--role=shared", "--lanes=1"] },
   { id: "pg-single-one-lane", impl: "pg", args: [`--n=${size.oneLane}`, "--role=single", "--lanes=1"] },
-  { id: "cluster-pg-64", impl: "cluster-pg", args: [`--n=${size.other}`, "--entities=64", "--runners=2"] }
+  { id: "cluster-pg-64", impl: "cluster-pg", args: [`--n=${size.other}`, "--entities=64", "--runners=2"] },
+  { id: "pg-boss-64", impl: "pg-boss", args: [`--n=${size.other}`, "--lanes=64", "--workers=2"] }
 ]
 
 /** The cases on PostgreSQL run only when it answers (SEQUENT_PG_URL, or the default url). */
-const onPostgres = (c: Case) => c.impl === "pg" || c.impl === "cluster-pg"
+const onPostgres = (c: Case) => c.impl === "pg" || c.impl === "cluster-pg" || c.impl === "pg-boss"
 const pgAnswers = (): boolean =>
   spawnSync(process.execPath, ["--import", "tsx", join("bench", "durable", "pg.ts"), "--role=probe"], {
     cwd: root,
@@ -105,7 +107,19 @@ if (pgSkipped) {
     `PostgreSQL does not answer at ${process.env["SEQUENT_PG_URL"] ?? "the default url"}: skipping its cases`
   )
 }
-const cases = wanted.filter((c) => !(pgSkipped && onPostgres(c)))
+/**
+ * pg-boss 12 needs Node >= 22.12 and is no dependency of this package: it runs
+ * only with PGBOSS_DIR, a directory where `npm install --save-exact
+ * pg-boss@12.38.0 node@22.23.3` was run (the npm package `node` brings the binary).
+ */
+const pgBossNode = process.env["PGBOSS_DIR"] === undefined
+  ? undefined
+  : join(process.env["PGBOSS_DIR"], "node_modules", ".bin", "node")
+const pgBossSkipped = wanted.some((c) => c.impl === "pg-boss") && (pgBossNode === undefined || !existsSync(pgBossNode))
+if (pgBossSkipped && !pgSkipped) {
+  console.error("pg-boss: PGBOSS_DIR is not set, or holds no node_modules/.bin/node: skipping its case")
+}
+const cases = wanted.filter((c) => !(pgSkipped && onPostgres(c)) && !(pgBossSkipped && c.impl === "pg-boss"))
 
 /** Which Sequent row is set against which other row in the ratio table. */
 const comparisons: ReadonlyArray<readonly [sequent: string, other: string, what: string]> = [
@@ -133,8 +147,10 @@ interface Failure {
 }
 
 const runCase = (c: Case, run: number): Result | Failure => {
-  const script = join("bench", "durable", `${c.impl}.ts`)
-  const child = spawnSync(process.execPath, ["--import", "tsx", script, ...c.args], {
+  const [command, argv] = c.impl === "pg-boss"
+    ? [pgBossNode!, [join("bench", "durable", "pg-boss.mjs"), ...c.args]]
+    : [process.execPath, ["--import", "tsx", join("bench", "durable", `${c.impl}.ts`), ...c.args]]
+  const child = spawnSync(command, argv, {
     cwd: root,
     encoding: "utf8",
     timeout: 15 * 60_000,
@@ -263,7 +279,8 @@ printRatios(
 const pgRatios: ReadonlyArray<readonly [string, string, what: string]> = [
   ["pg-shared-lanes", "pg-single-lanes", "shared / single owner, 64 lanes, 64 producers"],
   ["pg-shared-one-lane", "pg-single-one-lane", "shared / single owner, 1 lane, 64 producers"],
-  ["pg-shared-lanes", "cluster-pg-64", "shared / @effect/cluster (2 runners), 64 lanes / entities"]
+  ["pg-shared-lanes", "cluster-pg-64", "shared / @effect/cluster (2 runners), 64 lanes / entities"],
+  ["pg-shared-lanes", "pg-boss-64", "shared / pg-boss key_strict_fifo (2 workers), 64 lanes / keys"]
 ]
 printRatios(
   "PostgreSQL, ratios of medians:",
