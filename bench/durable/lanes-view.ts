@@ -55,7 +55,9 @@ const program = Effect.gen(function*() {
   const ms = (t: number) => `${t.toFixed(0)} ms`
   console.log(
     `PgJournal.lanes over ${lanes.toLocaleString("en-US")} lanes x ${perLane} pending: ` +
-      `median ${ms(times[Math.floor(times.length / 2)]!)} (min ${ms(times[0]!)}, max ${ms(times.at(-1)!)}, ${reads} reads)`
+      `median ${ms(times[Math.floor(times.length / 2)]!)} (min ${ms(times[0]!)}, max ${
+        ms(times.at(-1)!)
+      }, ${reads} reads)`
   )
 })
 

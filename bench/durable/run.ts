@@ -1,7 +1,12 @@
 /**
  * Durable benchmark: Sequent's durable executor against @effect/sql's
  * `SqlPersistedQueue` and an @effect/cluster `SingleRunner`, all on SQLite
- * (WAL, `synchronous = NORMAL`), every task a no-op that succeeds at once.
+ * (WAL, `synchronous = NORMAL`), every task a no-op that succeeds at once; and,
+ * when PostgreSQL answers (`SEQUENT_PG_URL`, or postgres://root@127.0.0.1:5432/test),
+ * Sequent's shared PostgreSQL journal (two worker processes and a producer
+ * process) against a single owner of a PostgreSQL journal, an
+ * @effect/cluster runner pair and (with PGBOSS_DIR, see below) pg-boss's
+ * `key_strict_fifo` queue on PostgreSQL, in the same run.
  *
  * Each case runs in its own child process (`node --import tsx
  * bench/durable/<impl>.ts ...`) on a fresh database in a fresh temporary
@@ -14,10 +19,10 @@
  * tasks/s (min / median / max) with CPU time, and the ratios of Sequent's
  * medians to the others'. Raw results go to `.tmp/durable-bench-results.json`.
  *
- * Run: node --import tsx bench/durable/run.ts [--quick] [--runs=N] [--only=sequent,sql-persisted-queue,cluster]
+ * Run: node --import tsx bench/durable/run.ts [--quick] [--runs=N] [--only=sequent,sql-persisted-queue,cluster,pg,cluster-pg,pg-boss]
  */
 import { execSync, spawnSync } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -26,7 +31,7 @@ import { parseArgs, type Result, type Spread, spread } from "./shared.js"
 const here = dirname(fileURLToPath(import.meta.url))
 const root = resolve(here, "..", "..")
 
-const impls = ["sequent", "sql-persisted-queue", "cluster"] as const
+const impls = ["sequent", "sql-persisted-queue", "cluster", "pg", "cluster-pg", "pg-boss"] as const
 type Impl = (typeof impls)[number]
 
 const args = parseArgs()
@@ -46,8 +51,8 @@ if (!Number.isInteger(runs) || runs < 1) {
 
 /** Sequent gets N = 20,000; the other two are several times slower per task, so they get fewer. */
 const size = quick
-  ? { sequent: 2_000, sequential: 1_000, other: 300 }
-  : { sequent: 20_000, sequential: 5_000, other: 2_000 }
+  ? { sequent: 2_000, sequential: 1_000, other: 300, oneLane: 1_000 }
+  : { sequent: 20_000, sequential: 5_000, other: 2_000, oneLane: 5_000 }
 
 interface Case {
   /** the row's key, for the ratios */
@@ -78,9 +83,43 @@ const allCases: ReadonlyArray<Case> = [
   },
   { id: "sql-persisted-queue", impl: "sql-persisted-queue", args: [`--n=${size.other}`] },
   { id: "cluster-1", impl: "cluster", args: [`--n=${size.other}`, "--entities=1"] },
-  { id: "cluster-64", impl: "cluster", args: [`--n=${size.other}`, "--entities=64"] }
+  { id: "cluster-64", impl: "cluster", args: [`--n=${size.other}`, "--entities=64"] },
+  // PostgreSQL: the shared journal (two worker processes, one producer process) against a single owner
+  { id: "pg-shared-lanes", impl: "pg", args: [`--n=${size.sequent}`, "--role=shared", "--lanes=64"] },
+  { id: "pg-single-lanes", impl: "pg", args: [`--n=${size.sequent}`, "--role=single", "--lanes=64"] },
+  { id: "pg-shared-one-lane", impl: "pg", args: [`--n=${size.oneLane}`, "--role=shared", "--lanes=1"] },
+  { id: "pg-single-one-lane", impl: "pg", args: [`--n=${size.oneLane}`, "--role=single", "--lanes=1"] },
+  { id: "cluster-pg-64", impl: "cluster-pg", args: [`--n=${size.other}`, "--entities=64", "--runners=2"] },
+  { id: "pg-boss-64", impl: "pg-boss", args: [`--n=${size.other}`, "--lanes=64", "--workers=2"] }
 ]
-const cases = allCases.filter((c) => only.length === 0 || only.includes(c.impl))
+
+/** The cases on PostgreSQL run only when it answers (SEQUENT_PG_URL, or the default url). */
+const onPostgres = (c: Case) => c.impl === "pg" || c.impl === "cluster-pg" || c.impl === "pg-boss"
+const pgAnswers = (): boolean =>
+  spawnSync(process.execPath, ["--import", "tsx", join("bench", "durable", "pg.ts"), "--role=probe"], {
+    cwd: root,
+    timeout: 30_000
+  }).status === 0
+const wanted = allCases.filter((c) => only.length === 0 || only.includes(c.impl))
+const pgSkipped = wanted.some(onPostgres) && !pgAnswers()
+if (pgSkipped) {
+  console.error(
+    `PostgreSQL does not answer at ${process.env["SEQUENT_PG_URL"] ?? "the default url"}: skipping its cases`
+  )
+}
+/**
+ * pg-boss 12 needs Node >= 22.12 and is no dependency of this package: it runs
+ * only with PGBOSS_DIR, a directory where `npm install --save-exact
+ * pg-boss@12.38.0 node@22.23.3` was run (the npm package `node` brings the binary).
+ */
+const pgBossNode = process.env["PGBOSS_DIR"] === undefined
+  ? undefined
+  : join(process.env["PGBOSS_DIR"], "node_modules", ".bin", "node")
+const pgBossSkipped = wanted.some((c) => c.impl === "pg-boss") && (pgBossNode === undefined || !existsSync(pgBossNode))
+if (pgBossSkipped && !pgSkipped) {
+  console.error("pg-boss: PGBOSS_DIR is not set, or holds no node_modules/.bin/node: skipping its case")
+}
+const cases = wanted.filter((c) => !(pgSkipped && onPostgres(c)) && !(pgBossSkipped && c.impl === "pg-boss"))
 
 /** Which Sequent row is set against which other row in the ratio table. */
 const comparisons: ReadonlyArray<readonly [sequent: string, other: string, what: string]> = [
@@ -108,8 +147,10 @@ interface Failure {
 }
 
 const runCase = (c: Case, run: number): Result | Failure => {
-  const script = join("bench", "durable", `${c.impl}.ts`)
-  const child = spawnSync(process.execPath, ["--import", "tsx", script, ...c.args], {
+  const [command, argv] = c.impl === "pg-boss"
+    ? [pgBossNode!, [join("bench", "durable", "pg-boss.mjs"), ...c.args]]
+    : [process.execPath, ["--import", "tsx", join("bench", "durable", `${c.impl}.ts`), ...c.args]]
+  const child = spawnSync(command, argv, {
     cwd: root,
     encoding: "utf8",
     timeout: 15 * 60_000,
@@ -119,7 +160,9 @@ const runCase = (c: Case, run: number): Result | Failure => {
   if (child.status !== 0 || line === undefined) {
     const reason = child.error !== undefined
       ? String(child.error)
-      : `exit ${child.status ?? child.signal}: ${(child.stderr ?? "").trim().split("\n").slice(-15).join("\n")}`
+      : `exit ${child.status ?? child.signal}: ${(child.stderr ?? "").trim().split("\n").slice(-15).join("\n")}${
+        line === undefined ? `\nstdout: ${(child.stdout ?? "").trim().split("\n").slice(-5).join("\n")}` : ""
+      }`
     return { id: c.id, run, reason }
   }
   return JSON.parse(line.slice("RESULT ".length)) as Result
@@ -129,8 +172,8 @@ const isFailure = (r: Result | Failure): r is Failure => "reason" in r
 
 const fmt = (x: number): string => Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "-"
 const fmtSpread = (s: Spread): string => `${fmt(s.min)} / **${fmt(s.median)}** / ${fmt(s.max)}`
-const ratio = (a: number, b: number): string =>
-  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(1)}x` : "-"
+const ratio = (a: number, b: number, digits = 1): string =>
+  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(digits)}x` : "-"
 
 const startedAt = new Date().toISOString()
 const loadBefore = uptime()
@@ -201,26 +244,62 @@ for (const row of rows) {
   )
 }
 
-const shown = comparisons.filter(([a, b]) => byId.has(a) && byId.has(b))
-if (shown.length > 0) {
+/** Prints a table of ratios, one row per pair of rows that both have results. */
+const printRatios = (
+  intro: string,
+  head: ReadonlyArray<string>,
+  pairs: ReadonlyArray<readonly [string, string, string]>,
+  cells: (x: Row, y: Row, what: string) => ReadonlyArray<string>
+) => {
+  const shown = pairs.filter(([a, b]) => (byId.get(a)?.rs.length ?? 0) > 0 && (byId.get(b)?.rs.length ?? 0) > 0)
+  if (shown.length === 0) return
+  console.log()
+  console.log(intro)
+  console.log()
+  console.log(`| ${head.join(" | ")} |`)
+  console.log(`|${head.map((h) => h.startsWith("tasks") ? "--:" : "---").join("|")}|`)
+  for (const [a, b, what] of shown) console.log(`| ${cells(byId.get(a)!, byId.get(b)!, what).join(" | ")} |`)
+}
+
+const label = (row: Row) => `${row.c.impl}: ${row.rs[0]?.mode ?? row.c.args.join(" ")}, N = ${fmt(row.rs[0]?.n ?? NaN)}`
+printRatios(
+  "Ratios of medians (Sequent / other): throughput, and tasks per CPU-second (less sensitive to other load on the machine).",
+  ["Sequent", "other", "tasks/s", "tasks per CPU-s", "what"],
+  comparisons,
+  (x, y, what) => [
+    label(x),
+    label(y),
+    ratio(x.tps.median, y.tps.median),
+    ratio(x.perCpuSecond.median, y.perCpuSecond.median),
+    what
+  ]
+)
+
+/** The shared journal against a single owner, measured in the same run. */
+const pgRatios: ReadonlyArray<readonly [string, string, what: string]> = [
+  ["pg-shared-lanes", "pg-single-lanes", "shared / single owner, 64 lanes, 64 producers"],
+  ["pg-shared-one-lane", "pg-single-one-lane", "shared / single owner, 1 lane, 64 producers"],
+  ["pg-shared-lanes", "cluster-pg-64", "shared / @effect/cluster (2 runners), 64 lanes / entities"],
+  ["pg-shared-lanes", "pg-boss-64", "shared / pg-boss key_strict_fifo (2 workers), 64 lanes / keys"]
+]
+printRatios(
+  "PostgreSQL, ratios of medians:",
+  ["what", "tasks/s", "tasks per CPU-s"],
+  pgRatios,
+  (x, y, what) => [what, ratio(x.tps.median, y.tps.median, 2), ratio(x.perCpuSecond.median, y.perCpuSecond.median, 2)]
+)
+const pgLanes = byId.get("pg-shared-lanes")
+const pgSingle = byId.get("pg-single-lanes")
+const pgOneLane = byId.get("pg-shared-one-lane")
+if ((pgLanes?.rs.length ?? 0) > 0 || (pgOneLane?.rs.length ?? 0) > 0) {
   console.log()
   console.log(
-    "Ratios of medians (Sequent / other): throughput, and tasks per CPU-second (less sensitive to other load on the machine)."
+    `Targets, shared mode: 64 lanes >= 5,000 tasks/s and >= 0.8x the single owner; median here ${
+      fmt(pgLanes?.tps.median ?? NaN)
+    } (${ratio(pgLanes?.tps.median ?? NaN, pgSingle?.tps.median ?? NaN, 2)} of ${
+      fmt(pgSingle?.tps.median ?? NaN)
+    }); 1 lane >= 800 tasks/s; median here ${fmt(pgOneLane?.tps.median ?? NaN)}.`
   )
-  console.log()
-  console.log("| Sequent | other | tasks/s | tasks per CPU-s | what |")
-  console.log("|---|---|--:|--:|---|")
-  for (const [a, b, what] of shown) {
-    const x = byId.get(a)!
-    const y = byId.get(b)!
-    const label = (row: Row) =>
-      `${row.c.impl}: ${row.rs[0]?.mode ?? row.c.args.join(" ")}, N = ${fmt(row.rs[0]?.n ?? NaN)}`
-    console.log(
-      `| ${label(x)} | ${label(y)} | ${ratio(x.tps.median, y.tps.median)} | ${
-        ratio(x.perCpuSecond.median, y.perCpuSecond.median)
-      } | ${what} |`
-    )
-  }
 }
 
 const target = byId.get("sequent-concurrent")

@@ -195,10 +195,12 @@ const appendStripes = 64
  * Locking shards (striped), not lanes, keeps the number of locks a batch
  * takes small.
  */
-const lockShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) => {
-  const stripes = Array.from(new Set(shards.map((shard) => shard % appendStripes))).sort((a, b) => a - b)
-  return run(`SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, [s.appendKey, stripes])
-}
+const lockShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
+  run(`SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k`, [s.appendKey, stripesOf(shards)])
+
+/** The append locks of `shards`, in ascending order. */
+const stripesOf = (shards: ReadonlyArray<number>) =>
+  Array.from(new Set(shards.map((shard) => shard % appendStripes))).sort((a, b) => a - b)
 
 /** An entry to append, and the instance that waits for its outcome, if one does. */
 export interface SharedEntry {
@@ -206,25 +208,49 @@ export interface SharedEntry {
   readonly awaitedBy: string | undefined
 }
 
-/** Inserts the entries whose id is neither pending nor dead, numbering them in input order. */
-const insertShared = (run: Run, s: Statements, appends: ReadonlyArray<SharedEntry>) => {
+/**
+ * The append in one statement: one round trip, and no transaction of its own
+ * to begin and commit. The append locks come first: every inserted row is
+ * joined with their count, so no row takes its seq before they are all held
+ * (see `lockShards`). The entries whose id is neither pending nor dead are
+ * inserted, numbered in input order, and when any is, the owners of `shards`
+ * are woken (a NOTIFY is sent when the statement commits).
+ */
+const appendStatement = (
+  run: Run,
+  s: Statements,
+  appends: ReadonlyArray<SharedEntry>,
+  shards: ReadonlyArray<number>
+) => {
   const entries = appends.map((a) => a.entry)
   return run<{ readonly id: string; readonly seq: string | number }>(
-    `INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard, awaited_by)
-    SELECT v.id, v.lane, v.tag, v.payload, v.scheduled_at, v.shard, v.awaited_by
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::int[], $7::text[]) WITH ORDINALITY
-      AS v(id, lane, tag, payload, scheduled_at, shard, awaited_by, n)
-    WHERE NOT EXISTS (SELECT 1 FROM ${s.dead} d WHERE d.id = v.id)
-    ORDER BY v.n
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id, seq`,
+    `WITH locks AS MATERIALIZED (
+      SELECT count(pg_advisory_xact_lock($1, k)) AS held FROM unnest($2::int[]) AS k
+    ), inserted AS (
+      INSERT INTO ${s.pending} (id, lane, tag, payload, scheduled_at, shard, awaited_by)
+      SELECT v.id, v.lane, v.tag, v.payload, v.scheduled_at, v.shard, v.awaited_by
+      FROM locks,
+        unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::int[], $11::text[]) WITH ORDINALITY
+        AS v(id, lane, tag, payload, scheduled_at, shard, awaited_by, n)
+      WHERE locks.held >= 0 AND NOT EXISTS (SELECT 1 FROM ${s.dead} d WHERE d.id = v.id)
+      ORDER BY v.n
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id, seq
+    ), woken AS (
+      SELECT pg_notify($9, $10) FROM (SELECT 1 FROM inserted LIMIT 1) AS one
+    )
+    SELECT id, seq FROM inserted WHERE (SELECT count(*) FROM woken) >= 0`,
     [
+      s.appendKey,
+      stripesOf(shards),
       entries.map((e) => e.id),
       entries.map((e) => e.lane),
       entries.map((e) => e.tag),
       entries.map((e) => e.payload),
       entries.map((e) => e.scheduledAt),
       entries.map((e) => shardOf(e.lane, s.config.shards)),
+      s.channel,
+      wakePayload(shards),
       appends.map((a) => a.awaitedBy ?? null)
     ]
   )
@@ -259,51 +285,40 @@ const shardsOf = (s: Statements, lanes: ReadonlyArray<string>) =>
 /** A NOTIFY payload must stay under 8000 bytes: past this many shards, the payload wakes every owner. */
 const notifyAtMost = 256
 
+/** The NOTIFY payload that wakes the owners of `shards`. */
+const wakePayload = (shards: ReadonlyArray<number>) => shards.length > notifyAtMost ? "*" : shards.join(",")
+
 /** Wakes the owners of `shards` once the transaction commits. */
 const notifyShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
-  run(`SELECT pg_notify($1, $2)`, [s.channel, shards.length > notifyAtMost ? "*" : shards.join(",")])
-
-const appendChunk = (run: Run, s: Statements, appends: ReadonlyArray<SharedEntry>) =>
-  Effect.gen(function*() {
-    const seqs = new Map<string, number>()
-    const inserted = new Set<string>()
-    for (const row of yield* insertShared(run, s, appends)) {
-      seqs.set(row.id, Number(row.seq))
-      inserted.add(row.id)
-    }
-    const known = appends.map((a) => a.entry.id).filter((id) => !inserted.has(id))
-    if (known.length > 0) { for (const row of yield* storedSeqs(run, s, known)) seqs.set(row.id, Number(row.seq)) }
-    return { seqs, inserted }
-  })
+  run(`SELECT pg_notify($1, $2)`, [s.channel, wakePayload(shards)])
 
 /**
- * The shared `append`: one transaction under the append locks of the shards
- * it touches, which wakes their owners when it commits.
+ * The shared `append`: one statement under the append locks of the shards it
+ * touches, which wakes their owners when it commits. The ids it did not
+ * insert (already pending or dead) are looked up after it, for their seqs.
  */
-export const append = (sql: SqlClient.SqlClient, s: Statements) =>
-(
-  appends: ReadonlyArray<SharedEntry>
-): Effect.Effect<ReadonlyArray<AppendResult>, JournalError> => {
-  if (appends.length === 0) return Effect.succeed([])
-  const unique = new Map<string, SharedEntry>()
-  for (const a of appends) if (!unique.has(a.entry.id)) unique.set(a.entry.id, a)
-  const shards = shardsOf(s, Array.from(unique.values(), (a) => a.entry.lane))
-  return transaction(sql, (run) =>
-    Effect.gen(function*() {
-      yield* lockShards(run, s, shards)
+export const append = (sql: SqlClient.SqlClient, s: Statements) => {
+  const run: Run = (text, params) => sql.unsafe(text, params)
+  return (appends: ReadonlyArray<SharedEntry>): Effect.Effect<ReadonlyArray<AppendResult>, JournalError> => {
+    if (appends.length === 0) return Effect.succeed([])
+    const unique = new Map<string, SharedEntry>()
+    for (const a of appends) if (!unique.has(a.entry.id)) unique.set(a.entry.id, a)
+    const shards = shardsOf(s, Array.from(unique.values(), (a) => a.entry.lane))
+    return Effect.gen(function*() {
       const seqs = new Map<string, number>()
       const inserted = new Set<string>()
-      for (const chunk of chunksOf(Array.from(unique.values()), 1000)) {
-        const done = yield* appendChunk(run, s, chunk)
-        done.seqs.forEach((seq, id) => seqs.set(id, seq))
-        done.inserted.forEach((id) => inserted.add(id))
+      for (const row of yield* appendStatement(run, s, Array.from(unique.values()), shards)) {
+        seqs.set(row.id, Number(row.seq))
+        inserted.add(row.id)
       }
-      if (inserted.size > 0) yield* notifyShards(run, s, shards)
+      const known = Array.from(unique.keys()).filter((id) => !inserted.has(id))
+      if (known.length > 0) { for (const row of yield* storedSeqs(run, s, known)) seqs.set(row.id, Number(row.seq)) }
       return appends.map(({ entry }): AppendResult => ({
         seq: seqs.get(entry.id)!,
         inserted: inserted.delete(entry.id)
       }))
-    })).pipe(guard(`Failed to append ${appends.length} journal entries`))
+    }).pipe(guard(`Failed to append ${appends.length} journal entries`))
+  }
 }
 
 interface Row extends RecordRow {
@@ -348,6 +363,11 @@ export const redrive = (sql: SqlClient.SqlClient, s: Statements) =>
  * The pending records of the given shards after each one's cursor, in seq
  * order, at most `limit` of them. Per shard, seq order is commit order (see
  * `lockShards`), so a shard's cursor is the largest seq read from it.
+ *
+ * Each shard is read on its own, a range of the `(shard, seq)` index after
+ * its cursor: a join with the cursors would be planned for ten of them, as a
+ * scan of the whole table, whose cost grows with the backlog and its dead
+ * rows while an owner that keeps up reads a few rows per shard.
  */
 export const fetch = (
   run: Run,
@@ -358,8 +378,9 @@ export const fetch = (
   Effect.map(
     run<Row>(
       `SELECT p.seq, p.id, p.lane, p.tag, p.payload, p.scheduled_at, p.attempts, p.shard, p.awaited_by
-      FROM ${s.pending} p JOIN unnest($1::int[], $2::bigint[]) AS c(shard, after)
-        ON p.shard = c.shard AND p.seq > c.after
+      FROM unnest($1::int[], $2::bigint[]) AS c(shard, after)
+      CROSS JOIN LATERAL (SELECT * FROM ${s.pending} p WHERE p.shard = c.shard AND p.seq > c.after
+        ORDER BY p.seq LIMIT $3) p
       ORDER BY p.seq LIMIT $3`,
       [cursors.map(([shard]) => shard), cursors.map(([, after]) => after), limit]
     ),

@@ -21,10 +21,10 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import type * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
@@ -69,7 +69,8 @@ interface Epoch {
   readonly halted: Map<string, boolean>
   /** Attempts of this epoch's tasks still running. */
   running: number
-  readonly lost: Deferred.Deferred<void>
+  /** The fibers of those attempts, interrupted when the epoch ends. */
+  readonly tasks: Set<Fiber.RuntimeFiber<unknown, unknown>>
   /** The shard's earlier epochs here with tasks still running: the shard is read only once those have ended. */
   readonly previous: Epoch | undefined
   /** The lanes this epoch handed to the executor. */
@@ -196,7 +197,7 @@ class Shares {
       haltsRead: false,
       halted: new Map(),
       running: 0,
-      lost: Deferred.unsafeMake(this.fiberId),
+      tasks: new Set(),
       previous,
       lanes: new Set(),
       releaseBy: undefined
@@ -220,7 +221,7 @@ class Shares {
       this.held.delete(seq)
     }
     for (const lane of epoch.lanes) this.intake.evict(keyOf(lane))
-    Deferred.unsafeDone(epoch.lost, Exit.void)
+    for (const fiber of epoch.tasks) fiber.unsafeInterruptAsFork(this.fiberId)
   }
 
   loseAll(): Session | undefined {
@@ -312,21 +313,23 @@ class Shares {
     return Effect.map(tasks.outcomes.encode(tag, exit()), (text) => ({ id, awaitedBy, tag, exit: text }))
   }
 
-  /** The task of a record, stopped when its epoch ends; the epoch counts it while it runs. */
+  /**
+   * The task of a record, stopped when its epoch ends; the epoch counts it
+   * while it runs. It runs in a fiber of its own, which `lose` interrupts: one
+   * fork per task, where racing it against the epoch's end would take two.
+   */
   guarded(epoch: Epoch, task: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
-    const lost = Effect.zipRight(Deferred.await(epoch.lost), Effect.fail(moved))
     const confirmedTask = Effect.zipRight(this.confirmed, task)
+    const ended = Effect.sync(() => {
+      epoch.running--
+      if (epoch.running > 0) return
+      if (!epoch.alive) this.wakeFetch()
+      else if (epoch.releaseBy !== undefined) this.wakeShards()
+    })
     return Effect.suspend(() => {
+      if (!epoch.alive) return Effect.fail(moved)
       epoch.running++
-      return Effect.ensuring(
-        Effect.raceFirst(confirmedTask, lost),
-        Effect.sync(() => {
-          epoch.running--
-          if (epoch.running > 0) return
-          if (!epoch.alive) this.wakeFetch()
-          else if (epoch.releaseBy !== undefined) this.wakeShards()
-        })
-      )
+      return Effect.ensuring(Effect.flatMap(Effect.fork(confirmedTask), (fiber) => awaitTask(epoch, fiber)), ended)
     })
   }
 
@@ -361,6 +364,23 @@ class Shares {
     }
     return out
   }
+}
+
+/**
+ * Waits for a task's fiber, which the epoch interrupts when it ends: the task
+ * then fails with `moved`. Interrupted itself, it interrupts the task.
+ */
+const awaitTask = (epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+  // the epoch may have ended since the fork
+  if (epoch.alive) epoch.tasks.add(fiber)
+  else fiber.unsafeInterruptAsFork(fiber.id())
+  return Fiber.await(fiber).pipe(
+    Effect.onInterrupt(() => Fiber.interrupt(fiber)),
+    Effect.ensuring(Effect.sync(() => epoch.tasks.delete(fiber))),
+    Effect.flatMap((exit) =>
+      Exit.isFailure(exit) && !epoch.alive && Cause.isInterruptedOnly(exit.cause) ? Effect.fail(moved) : exit
+    )
+  )
 }
 
 /** Whether no task of `epoch` or of an epoch before it still runs. */
