@@ -1,6 +1,6 @@
 /**
  * kill -9 of an owner of a shared PostgreSQL journal at exact points: its append's INSERT in
- * flight (the transaction open), its append's COMMIT in flight, a task of its lanes in backoff
+ * flight (the append is one statement), its append's COMMIT in flight, a task of its lanes in backoff
  * after a failed attempt was committed, and its completion's DELETE in flight on the lock session.
  *
  * Two instance processes (`test/fixtures/sharedInstance.ts`) share the journal; `a` produces 24
@@ -248,11 +248,11 @@ const scenario = <A, E>(body: Effect.Effect<A, E, PgClient.PgClient | Scope.Scop
   Effect.provide(body, PgClient.layer({ url }))
 
 describe("shared PostgreSQL journal, kill -9 of an owner at exact points", () => {
-  it.scopedLive("its append's INSERT in flight, the transaction open: nothing of it commits, b takes over", () =>
+  it.scopedLive("its append's INSERT in flight: the one statement goes on after the kill and commits, and those tasks run, unaccepted", () =>
     scenario(Effect.gen(function*() {
       const { result } = yield* killAtAppend("insert")
-      // the open transaction rolled back: every task that ran was accepted
-      assert.deepStrictEqual(result.unaccepted, [])
+      // the append is one statement: the server, which does not know the client is gone, finishes and commits it
+      assert.isAbove(result.unaccepted.length, 0, "the INSERT in flight did not commit")
     })))
 
   it.scopedLive("its append's COMMIT in flight: the commit goes through after the kill, and those tasks run, unaccepted", () =>
