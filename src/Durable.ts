@@ -199,7 +199,14 @@ export class DurableSequent extends Context.Tag("effect-sequent/DurableSequent")
   static readonly sizeOf = (key: string): Effect.Effect<number, never, DurableSequent> =>
     Effect.flatMap(DurableSequent, (sequent) => sequent.sizeOf(key))
 
-  /** @since 0.1.0 */
+  /**
+   * Pauses a lane (every lane with no key). With one owner the pause lasts as
+   * long as the process; on a shared PostgreSQL journal it is kept in the
+   * journal, honoured by whichever instance runs the lane, until a `resume`
+   * on any instance.
+   *
+   * @since 0.1.0
+   */
   static readonly pause = (key?: string): Effect.Effect<void, never, DurableSequent> =>
     Effect.flatMap(DurableSequent, (sequent) => sequent.pause(key))
 

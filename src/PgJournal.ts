@@ -22,9 +22,12 @@
  * `hungAfter` and another ended its session, the server restarted) commits
  * nothing more for it; it stops the shard's running tasks and lets go of its
  * lanes. A killed instance's shards are taken over within about a second; a
- * frozen one's after `hungAfter`. Shared mode needs session-level features: a
- * connection pooler in transaction mode (PgBouncer's `pool_mode=transaction`)
- * breaks advisory locks and LISTEN, and is not supported.
+ * frozen one's after `hungAfter`. `submit` answers with the outcome wherever
+ * the task runs; `pause` and `resume` act on the whole journal; `flush` waits
+ * for the instance's tasks wherever they run, then hands its shards over.
+ * Shared mode needs session-level features: a connection pooler in
+ * transaction mode (PgBouncer's `pool_mode=transaction`) breaks advisory locks
+ * and LISTEN; it is not supported, and is refused where it is seen.
  *
  * @since 0.1.0
  */
