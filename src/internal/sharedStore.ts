@@ -401,6 +401,15 @@ const closeSession = (session: Session | undefined): Effect.Effect<void> =>
     Effect.zipRight(Scope.close(session.scope, Exit.void))
   )
 
+/**
+ * Has the server check, every second while a statement of the lock session
+ * runs or waits, that this instance is still connected (PostgreSQL 14 and
+ * later; older servers refuse it, and it is skipped). Without it, a killed
+ * instance whose session was in a statement (waiting for a row lock, say)
+ * would keep its shards until the statement ended or `hungAfter` passed.
+ */
+const checkClient = "SET client_connection_check_interval = 1000"
+
 const openSession = (shares: Shares, instance: string) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
@@ -412,6 +421,7 @@ const openSession = (shares: Shares, instance: string) =>
       connection.execute(text, params, undefined) as Effect.Effect<ReadonlyArray<A>, SqlError>
     const session: Session = { run, scope }
     const s = shares.sharing.statements
+    yield* Effect.ignore(run(checkClient, []))
     yield* Effect.onError(
       Effect.zipRight(
         Effect.filterOrFail(Pg.holdMode(run, s), (held) =>
