@@ -14,7 +14,15 @@
  *   gone, and with it the locks.
  * - A lost shard's lanes are evicted from the executor at once, and its
  *   running tasks are interrupted; the shard is read again only once they
- *   have ended, so one lane never runs two tasks here.
+ *   have ended, so one lane never runs two tasks here. A shard handed over on
+ *   a rebalance goes gracefully: its running attempt may end and commit here
+ *   first.
+ * - A `submit`'s record names this instance; whoever ends the task keeps its
+ *   outcome for it, in the statement that ends it, and this instance takes
+ *   the outcomes kept for it (woken by NOTIFY, or every `poll`).
+ * - `pause` is kept in the journal; every owner reads the halts and pauses
+ *   of its shards. `flush` reads on until this instance's own tasks have
+ *   ended wherever they ran, then hands every shard over and leaves.
  *
  * @internal
  */
