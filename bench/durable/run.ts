@@ -5,7 +5,7 @@
  * when PostgreSQL answers (`SEQUENT_PG_URL`, or postgres://root@127.0.0.1:5432/test),
  * Sequent's shared PostgreSQL journal (two worker processes and a producer
  * process) against a single owner of a PostgreSQL journal, an
- * @effect/cluster runner pair and (with PGBOSS_DIR, see below) pg-boss's
+ * @effect/cluster runner pair and (installed on first use, see below) pg-boss's
  * `key_strict_fifo` queue on PostgreSQL, in the same run.
  *
  * Each case runs in its own child process (`node --import tsx
@@ -108,17 +108,32 @@ if (pgSkipped) {
   )
 }
 /**
- * pg-boss 12 needs Node >= 22.12 and is no dependency of this package: it runs
- * only with PGBOSS_DIR, a directory where `npm install --save-exact
- * pg-boss@12.38.0 node@22.23.3` was run (the npm package `node` brings the binary).
+ * pg-boss 12 needs Node >= 22.12 and is no dependency of this package (Node 20
+ * is what the package supports): it runs from PGBOSS_DIR, by default
+ * `.tmp/pg-boss`, a directory with pg-boss@12.38.0 and node@22.23.3 installed
+ * (the npm package `node` brings a Node 22 binary). When the directory has
+ * none, the first run installs them there; without the registry, the case is
+ * skipped.
  */
-const pgBossNode = process.env["PGBOSS_DIR"] === undefined
-  ? undefined
-  : join(process.env["PGBOSS_DIR"], "node_modules", ".bin", "node")
-const pgBossSkipped = wanted.some((c) => c.impl === "pg-boss") && (pgBossNode === undefined || !existsSync(pgBossNode))
-if (pgBossSkipped && !pgSkipped) {
-  console.error("pg-boss: PGBOSS_DIR is not set, or holds no node_modules/.bin/node: skipping its case")
+const pgBossDir = process.env["PGBOSS_DIR"] ?? join(root, ".tmp", "pg-boss")
+const pgBossNode = join(pgBossDir, "node_modules", ".bin", "node")
+
+const installPgBoss = (): boolean => {
+  console.error(`pg-boss: installing pg-boss@12.38.0 and node@22.23.3 into ${pgBossDir} (once)`)
+  mkdirSync(pgBossDir, { recursive: true })
+  const manifest = { private: true, allowScripts: { node: true } }
+  writeFileSync(join(pgBossDir, "package.json"), JSON.stringify(manifest, null, 2))
+  const installed = spawnSync(
+    "npm",
+    ["install", "--save-exact", "--no-audit", "--no-fund", "pg-boss@12.38.0", "node@22.23.3"],
+    { cwd: pgBossDir, stdio: ["ignore", "ignore", "inherit"] }
+  )
+  return installed.status === 0 && existsSync(pgBossNode)
 }
+
+const pgBossWanted = wanted.some((c) => c.impl === "pg-boss") && !pgSkipped
+const pgBossSkipped = pgBossWanted && !existsSync(pgBossNode) && !installPgBoss()
+if (pgBossSkipped) console.error(`pg-boss: could not install it into ${pgBossDir}: skipping its case`)
 const cases = wanted.filter((c) => !(pgSkipped && onPostgres(c)) && !(pgBossSkipped && c.impl === "pg-boss"))
 
 /** Which Sequent row is set against which other row in the ratio table. */
@@ -148,10 +163,11 @@ interface Failure {
 
 const runCase = (c: Case, run: number): Result | Failure => {
   const [command, argv] = c.impl === "pg-boss"
-    ? [pgBossNode!, [join("bench", "durable", "pg-boss.mjs"), ...c.args]]
+    ? [pgBossNode, [join("bench", "durable", "pg-boss.mjs"), ...c.args]]
     : [process.execPath, ["--import", "tsx", join("bench", "durable", `${c.impl}.ts`), ...c.args]]
   const child = spawnSync(command, argv, {
     cwd: root,
+    env: { ...process.env, PGBOSS_DIR: pgBossDir },
     encoding: "utf8",
     timeout: 15 * 60_000,
     maxBuffer: 64 * 1024 * 1024
