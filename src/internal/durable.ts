@@ -135,8 +135,8 @@ export const make = <R>(
           )
         }),
       deadLetters: journal.deadLetters,
-      // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
       pause: store.pause,
+      // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
       resume: (key) => Effect.zipRight(store.unhalt(key), base.resume(key)),
       redrive: store.redrive,
       discard: journal.discard

@@ -450,14 +450,14 @@ export const complete = (run: Run, s: Statements, seqs: ReadonlyArray<number>) =
   run(`DELETE FROM ${s.pending} WHERE seq = ANY($1::bigint[])`, [seqs])
 
 /**
- * Keeps the outcomes of the records `deleted` returns (the records whose
- * removal commits with them) for the instances waiting for them, and wakes
+ * Keeps the outcomes of the records the statement's `d` deletes (so they
+ * commit with their removal) for the instances waiting for them, and wakes
  * those. An instance that is gone gets none: nobody would take it.
  */
-const answer = (s: Statements, deleted: string, outcomes: string, channel: string) =>
+const answer = (s: Statements, outcomes: string, channel: string) =>
   `answer AS (
     INSERT INTO ${s.outcomes} (id, awaited_by, tag, exit)
-    SELECT o.id, o.awaited_by, o.tag, o.exit FROM ${outcomes} JOIN ${deleted} ON d.id = o.id
+    SELECT o.id, o.awaited_by, o.tag, o.exit FROM ${outcomes} JOIN d ON d.id = o.id
     WHERE EXISTS (SELECT 1 FROM ${s.instances} i WHERE i.id = o.awaited_by)
     ON CONFLICT (id) DO UPDATE SET awaited_by = EXCLUDED.awaited_by, tag = EXCLUDED.tag, exit = EXCLUDED.exit
     RETURNING awaited_by
@@ -477,7 +477,7 @@ export const completeAnswering = (
 ) =>
   outcomes.length === 0 ? complete(run, s, seqs) : run(
     `WITH d AS (DELETE FROM ${s.pending} WHERE seq = ANY($1::bigint[]) RETURNING id), ${
-      answer(s, "d", "unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS o(id, awaited_by, tag, exit)", "$6")
+      answer(s, "unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS o(id, awaited_by, tag, exit)", "$6")
     }`,
     [
       seqs,
@@ -518,7 +518,7 @@ export const deadLetter = (
     letter AS (INSERT INTO ${s.dead} (seq, id, lane, tag, payload, scheduled_at, attempts, reason, failed_at)
       SELECT seq, id, lane, tag, payload, scheduled_at, $2, $3, $4 FROM d RETURNING lane),
     halt AS (INSERT INTO ${s.halted} (lane) SELECT lane FROM letter WHERE $5 ON CONFLICT (lane) DO NOTHING), ${
-      answer(s, "d", "(SELECT $6::text AS id, $7::text AS awaited_by, $8::text AS tag, $9::text AS exit) o", "$10")
+      answer(s, "(SELECT $6::text AS id, $7::text AS awaited_by, $8::text AS tag, $9::text AS exit) o", "$10")
     }`,
     [
       letter.seq,
