@@ -317,20 +317,26 @@ class Shares {
    * The task of a record, stopped when its epoch ends; the epoch counts it
    * while it runs. It runs in a fiber of its own, which `lose` interrupts: one
    * fork per task, where racing it against the epoch's end would take two.
+   * The fork and its bookkeeping are one uninterruptible step, so no
+   * interruption can come between the fork and the count; only the wait for
+   * the task, and the task (which would inherit the step's flags), can be
+   * interrupted.
    */
   guarded(epoch: Epoch, task: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
-    const confirmedTask = Effect.zipRight(this.confirmed, task)
-    const ended = Effect.sync(() => {
-      epoch.running--
-      if (epoch.running > 0) return
-      if (!epoch.alive) this.wakeFetch()
-      else if (epoch.releaseBy !== undefined) this.wakeShards()
-    })
-    return Effect.suspend(() => {
+    const confirmedTask = Effect.interruptible(Effect.zipRight(this.confirmed, task))
+    return Effect.uninterruptible(Effect.suspend(() => {
       if (!epoch.alive) return Effect.fail(moved)
-      epoch.running++
-      return Effect.ensuring(Effect.flatMap(Effect.fork(confirmedTask), (fiber) => awaitTask(epoch, fiber)), ended)
-    })
+      return Effect.flatMap(Effect.fork(confirmedTask), (fiber) => awaitTask(this, epoch, fiber))
+    }))
+  }
+
+  /** A task of `epoch` has ended: once none runs, the shard can be read again, or handed over. */
+  ended(epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>): void {
+    epoch.tasks.delete(fiber)
+    epoch.running--
+    if (epoch.running > 0) return
+    if (!epoch.alive) this.wakeFetch()
+    else if (epoch.releaseBy !== undefined) this.wakeShards()
   }
 
   /** The epochs whose shard can be read now: owned, not being handed over, and with no task of an earlier epoch still running. */
@@ -367,20 +373,24 @@ class Shares {
 }
 
 /**
- * Waits for a task's fiber, which the epoch interrupts when it ends: the task
- * then fails with `moved`. Interrupted itself, it interrupts the task.
+ * Counts a task's fiber in its epoch until it ends, and waits for it: the
+ * epoch interrupts it when it ends, and the task then fails with `moved`.
+ * Interrupted itself, the wait interrupts the task. The wait is the one
+ * asynchronous step, resumed by the fiber's end (no `Fiber.await` and
+ * finalizers of its own per task).
  */
-const awaitTask = (epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+const awaitTask = (shares: Shares, epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+  epoch.running++
+  epoch.tasks.add(fiber)
   // the epoch may have ended since the fork
-  if (epoch.alive) epoch.tasks.add(fiber)
-  else fiber.unsafeInterruptAsFork(fiber.id())
-  return Fiber.await(fiber).pipe(
-    Effect.onInterrupt(() => Fiber.interrupt(fiber)),
-    Effect.ensuring(Effect.sync(() => epoch.tasks.delete(fiber))),
-    Effect.flatMap((exit) =>
-      Exit.isFailure(exit) && !epoch.alive && Cause.isInterruptedOnly(exit.cause) ? Effect.fail(moved) : exit
+  if (!epoch.alive) fiber.unsafeInterruptAsFork(fiber.id())
+  fiber.addObserver(() => shares.ended(epoch, fiber))
+  return Effect.interruptible(Effect.async<unknown, unknown>((resume) => {
+    fiber.addObserver((exit) =>
+      resume(Exit.isFailure(exit) && !epoch.alive && Cause.isInterruptedOnly(exit.cause) ? Effect.fail(moved) : exit)
     )
-  )
+    return Fiber.interrupt(fiber)
+  }))
 }
 
 /** Whether no task of `epoch` or of an epoch before it still runs. */
