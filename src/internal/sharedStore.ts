@@ -23,6 +23,7 @@ import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as FiberId from "effect/FiberId"
@@ -34,7 +35,7 @@ import * as Stream from "effect/Stream"
 import { type JournalEntry, JournalError, JournalLockedError } from "../Journal.js"
 import { SequentDuplicateTaskError, SequentOutcomeError, SequentStoppedError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
-import { appendUnanswered, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
+import { appendUnanswered, isEither, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
 import type { Job } from "./lane.js"
 import * as Pg from "./pgShared.js"
 import type { Intake } from "./store.js"
@@ -589,39 +590,72 @@ const undecodable = (tasks: Tasks, record: Pg.SharedRecord, reason: string): Eff
   }))
 }
 
-/** Hands a record read in `epoch` to the executor, or dead-letters one that cannot run. */
-const hold = (shares: Shares, tasks: Tasks, clock: Clock.Clock, epoch: Epoch, record: Pg.SharedRecord) =>
-  Effect.matchEffect(tasks.decode(record), {
-    onFailure: (reason) =>
-      Effect.zipRight(
-        Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
-        Effect.flatMap(undecodable(tasks, record, reason), (outcome) =>
-          onSession(shares, (run) =>
-            Pg.deadLetter(
-              run,
-              shares.sharing.statements,
-              {
-                seq: record.seq,
-                attempts: record.attempts,
-                reason,
-                failedAt: clock.unsafeCurrentTimeMillis()
-              },
-              false,
-              outcome
-            )))
-      ),
-    onSuccess: (task) =>
-      Effect.sync(() => {
-        const intake = shares.intake
-        const waiter = record.awaitedBy === shares.instance ? shares.awaiting.get(record.id)?.waiter : undefined
-        const job = intake.job(shares.guarded(epoch, task), tasks.context, intake.config.policy, waiter)
-        job.attempts = record.attempts
-        job.seq = record.seq
-        shares.held.set(record.seq, { epoch, job, record })
-        epoch.lanes.add(record.lane)
-        intake.restore(keyOf(record.lane), job)
-      })
-  })
+/** Dead-letters a record that cannot run, and answers the caller waiting for it. */
+const deadLetterUndecodable = (
+  shares: Shares,
+  tasks: Tasks,
+  clock: Clock.Clock,
+  record: Pg.SharedRecord,
+  reason: string
+) =>
+  Effect.zipRight(
+    Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
+    Effect.flatMap(undecodable(tasks, record, reason), (outcome) =>
+      onSession(shares, (run) =>
+        Pg.deadLetter(
+          run,
+          shares.sharing.statements,
+          { seq: record.seq, attempts: record.attempts, reason, failedAt: clock.unsafeCurrentTimeMillis() },
+          false,
+          outcome
+        )))
+  ).pipe(
+    Effect.catchAll((error) => Effect.logWarning(`Sequent: could not dead-letter stored task ${record.id}`, error))
+  )
+
+/** Puts the task of a record read in `epoch` on its lane. */
+const queue = (
+  shares: Shares,
+  tasks: Tasks,
+  epoch: Epoch,
+  record: Pg.SharedRecord,
+  task: Effect.Effect<unknown, unknown>
+) => {
+  const intake = shares.intake
+  const waiter = record.awaitedBy === shares.instance ? shares.awaiting.get(record.id)?.waiter : undefined
+  const job = intake.job(shares.guarded(epoch, task), tasks.context, intake.config.policy, waiter)
+  job.attempts = record.attempts
+  job.seq = record.seq
+  shares.held.set(record.seq, { epoch, job, record })
+  epoch.lanes.add(record.lane)
+  intake.restore(keyOf(record.lane), job)
+}
+
+/**
+ * Hands a record read in `epoch` to the executor, or dead-letters one that
+ * cannot run. A record whose decoding is done at once (an `Either`, as for
+ * every synchronous schema) is queued at once, with no effect of its own:
+ * only a dead letter, or a decoding that works asynchronously, gives an
+ * effect to run before the next record.
+ */
+const hold = (
+  shares: Shares,
+  tasks: Tasks,
+  clock: Clock.Clock,
+  epoch: Epoch,
+  record: Pg.SharedRecord
+): Effect.Effect<void> | undefined => {
+  const decoded = tasks.decode(record)
+  if (!isEither(decoded)) {
+    return Effect.matchEffect(decoded, {
+      onFailure: (reason) => deadLetterUndecodable(shares, tasks, clock, record, reason),
+      onSuccess: (task) => Effect.sync(() => queue(shares, tasks, epoch, record, task))
+    })
+  }
+  if (Either.isLeft(decoded)) return deadLetterUndecodable(shares, tasks, clock, record, decoded.left)
+  queue(shares, tasks, epoch, record, decoded.right)
+  return undefined
+}
 
 /**
  * Reads the new records of the readable shards and queues them, until a read
@@ -642,10 +676,8 @@ const fetchAll = (shares: Shares, tasks: Tasks, clock: Clock.Clock): Effect.Effe
       if (!epoch.alive || epoch.releaseBy !== undefined || !(shares.intake.accepting || shares.draining)) continue
       if (record.seq <= epoch.after) continue
       epoch.after = record.seq
-      yield* Effect.catchAll(
-        hold(shares, tasks, clock, epoch, record),
-        (error) => Effect.logWarning(`Sequent: could not dead-letter stored task ${record.id}`, error)
-      )
+      const later = hold(shares, tasks, clock, epoch, record)
+      if (later !== undefined) yield* later
     }
     if (records.length === fetchLimit) yield* fetchAll(shares, tasks, clock)
   })
