@@ -299,6 +299,12 @@ class Shares {
     return this.handingOver && this.held.size === 0
   }
 
+  /** Whether a caller (here or elsewhere) waits for the outcome of `job`, as `outcomeFor` sees it. */
+  awaited(job: Job): boolean {
+    const held = this.held.get(job.seq)
+    return held !== undefined && held.job === job && held.record.awaitedBy !== undefined
+  }
+
   /**
    * The outcome to keep for the caller of a job, with its end; `undefined`
    * for a job nobody waits for. Kept even when the caller is here and the
@@ -866,11 +872,14 @@ const taskSteps = (
     return {
       attemptFailed: (job) =>
         persist("attempt", fenced([job], (run) => Pg.attemptFailed(run, s, job.seq, job.attempts))),
-      complete: (job, value) =>
-        shares.outcomeFor(job, () => Exit.succeed(value), tasks).pipe(
-          Effect.flatMap((outcome) => persist("complete", complete({ job, outcome }))),
-          Effect.zipRight(finished(job))
-        ),
+      complete: (job, value) => {
+        const written = (outcome: Pg.Outcome | undefined) =>
+          Effect.zipRight(persist("complete", complete({ job, outcome })), finished(job))
+        // most tasks have no caller waiting elsewhere: no outcome to encode, and no step for it
+        return shares.awaited(job)
+          ? Effect.flatMap(shares.outcomeFor(job, () => Exit.succeed(value), tasks), written)
+          : written(undefined)
+      },
       giveUp: (job, cause, halt) =>
         shares.outcomeFor(job, () => Exit.failCause(cause), tasks).pipe(
           Effect.flatMap((outcome) =>
