@@ -29,6 +29,7 @@ import * as Fiber from "effect/Fiber"
 import type * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -323,17 +324,19 @@ class Shares {
   /**
    * The task of a record, stopped when its epoch ends; the epoch counts it
    * while it runs. It runs in a fiber of its own, which `lose` interrupts: one
-   * fork per task, where racing it against the epoch's end would take two.
-   * The fork and its bookkeeping are one uninterruptible step, so no
-   * interruption can come between the fork and the count; only the wait for
-   * the task, and the task (which would inherit the step's flags), can be
-   * interrupted.
+   * fiber per task, where racing it against the epoch's end would take two.
+   * The fiber starts at once, in this step, with this fiber's services and
+   * refs (as a fork would give it): a task that ends in its first step needs
+   * neither a turn of the scheduler to start nor a wait. The start and the
+   * count are one uninterruptible step, so no interruption can come between
+   * them; only the wait, and the task (which would inherit the step's flags),
+   * can be interrupted.
    */
   guarded(epoch: Epoch, task: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
     const confirmedTask = Effect.interruptible(Effect.zipRight(this.confirmed, task))
-    return Effect.uninterruptible(Effect.suspend(() => {
+    return Effect.uninterruptible(Effect.flatMap(Effect.runtime<never>(), (runtime) => {
       if (!epoch.alive) return Effect.fail(moved)
-      return Effect.flatMap(Effect.fork(confirmedTask), (fiber) => awaitTask(this, epoch, fiber))
+      return awaitTask(this, epoch, Runtime.runFork(runtime, confirmedTask))
     }))
   }
 
@@ -379,23 +382,28 @@ class Shares {
   }
 }
 
+/** A task's end: interrupted because its epoch ended, it fails with `moved`. */
+const endOf = (epoch: Epoch, exit: Exit.Exit<unknown, unknown>): Effect.Effect<unknown, unknown> =>
+  Exit.isFailure(exit) && !epoch.alive && Cause.isInterruptedOnly(exit.cause) ? Effect.fail(moved) : exit
+
 /**
- * Counts a task's fiber in its epoch until it ends, and waits for it: the
- * epoch interrupts it when it ends, and the task then fails with `moved`.
- * Interrupted itself, the wait interrupts the task. The wait is the one
- * asynchronous step, resumed by the fiber's end (no `Fiber.await` and
- * finalizers of its own per task).
+ * The end of a task's fiber, started at once: at once for a task that has
+ * already ended; otherwise the fiber counts in its epoch until it ends, and
+ * this waits for it (the epoch interrupts it when it ends). Interrupted
+ * itself, the wait interrupts the task. The wait is the one asynchronous
+ * step, resumed by the fiber's end (no `Fiber.await` and finalizers of its
+ * own per task).
  */
 const awaitTask = (shares: Shares, epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+  const exit = fiber.unsafePoll()
+  if (exit !== null) return endOf(epoch, exit)
   epoch.running++
   epoch.tasks.add(fiber)
-  // the epoch may have ended since the fork
+  // the epoch may have ended while the task took its first step
   if (!epoch.alive) fiber.unsafeInterruptAsFork(fiber.id())
   fiber.addObserver(() => shares.ended(epoch, fiber))
   return Effect.interruptible(Effect.async<unknown, unknown>((resume) => {
-    fiber.addObserver((exit) =>
-      resume(Exit.isFailure(exit) && !epoch.alive && Cause.isInterruptedOnly(exit.cause) ? Effect.fail(moved) : exit)
-    )
+    fiber.addObserver((end) => resume(endOf(epoch, end)))
     return Fiber.interrupt(fiber)
   }))
 }
