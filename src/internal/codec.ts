@@ -67,10 +67,6 @@ export const make = (kinds: ReadonlyMap<string, Kind>) => {
   const decoderOf = (kind: Kind) => cached(decoders, kind, ParseResult.decodeUnknownEither)
   const plains = new Map<Kind, boolean>()
   const plainOf = (kind: Kind) => cached(plains, kind, isPlainClass)
-  const decodeJson = (kind: Kind, json: unknown): Effect.Effect<Task, ParseResult.ParseError> => {
-    const decoded = decoderOf(kind)(json)
-    return Either.isRight(decoded) ? Either.right(decoded.right) : Schema.decodeUnknown(kind)(json)
-  }
 
   /** The text of `encoded`, and the task decoded from it; or why the task cannot be stored. */
   const store = (kind: Kind, task: Task, encoded: unknown): Effect.Effect<Stored, SequentInvalidTaskError> => {
@@ -110,14 +106,21 @@ export const make = (kinds: ReadonlyMap<string, Kind>) => {
           Effect.flatMap((value) => store(kind, task, value))
         )
     },
-    /** The task stored as `payload` of the kind `tag`; or why it cannot be run. */
+    /**
+     * The task stored as `payload` of the kind `tag`; or why it cannot be run.
+     * A task decoded synchronously comes back as an `Either`, so that a store
+     * can queue it without running an effect for it.
+     */
     decode: (tag: string, payload: string): Effect.Effect<Task, string> => {
       const kind = kinds.get(tag)
       if (kind === undefined) return Either.left(`no task kind ${tag} is registered`)
       const json = Either.try({ try: (): unknown => JSON.parse(payload), catch: messageOf })
       if (Either.isLeft(json)) return Either.left(`the payload is not JSON: ${json.left}`)
+      const decoded = decoderOf(kind)(json.right)
+      if (Either.isRight(decoded)) return Either.right(decoded.right)
+      // an asynchronous schema, or a payload that does not decode: the effectful path, which says why
       return Effect.mapError(
-        decodeJson(kind, json.right),
+        Schema.decodeUnknown(kind)(json.right),
         (error) => `the payload no longer decodes as ${tag}: ${error.message}`
       )
     }

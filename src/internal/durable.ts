@@ -108,8 +108,13 @@ export const make = <R>(
     yield* Effect.orDie(refuseInDurableMode(options))
     const clock = yield* Effect.clock
     const codec = makeCodec(handlers.kinds)
-    const decode = (record: JournalRecord) =>
-      Effect.map(codec.decode(record.tag, record.payload), (task) => handlers.handle(task))
+    // an `Either` stays one, so that a store can queue a record decoded at once without an effect of its own
+    const decode = (record: JournalRecord) => {
+      const decoded = codec.decode(record.tag, record.payload)
+      return JournalStore.isEither(decoded)
+        ? Either.map(decoded, (task) => handlers.handle(task))
+        : Effect.map(decoded, (task) => handlers.handle(task))
+    }
     const tasks = { decode, context: handlers.context, outcomes: makeOutcomeCodec(handlers.kinds) }
     const sharing = sharingOf(journal)
     // a shared journal (PgJournal with `sharing`) runs only the lanes of the shards this instance owns

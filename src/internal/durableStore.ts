@@ -17,6 +17,7 @@ import type * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import {
@@ -69,6 +70,12 @@ export interface Tasks {
   /** Outcomes as text, for a `submit` on one instance whose task runs on another. */
   readonly outcomes: OutcomeCodec
 }
+
+/**
+ * Whether `effect` is an `Either`: its value or its error is there at once,
+ * with no effect to run (a synchronous decode gives one).
+ */
+export const isEither = <A, E>(effect: Effect.Effect<A, E>): effect is Either.Either<A, E> => Either.isEither(effect)
 
 /**
  * What a `schedule` whose append is still unanswered gets when the executor's

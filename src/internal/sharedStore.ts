@@ -31,18 +31,20 @@ import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type JournalEntry, JournalError, JournalLockedError } from "../Journal.js"
 import { SequentDuplicateTaskError, SequentOutcomeError, SequentStoppedError } from "../SequentError.js"
 import { makeBatcher } from "./batcher.js"
-import { appendUnanswered, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
+import { appendUnanswered, isEither, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
 import type { Job } from "./lane.js"
 import * as Pg from "./pgShared.js"
 import type { Intake } from "./store.js"
@@ -306,6 +308,12 @@ class Shares {
     return this.handingOver && this.held.size === 0
   }
 
+  /** Whether a caller (here or elsewhere) waits for the outcome of `job`, as `outcomeFor` sees it. */
+  awaited(job: Job): boolean {
+    const held = this.held.get(job.seq)
+    return held !== undefined && held.job === job && held.record.awaitedBy !== undefined
+  }
+
   /**
    * The outcome to keep for the caller of a job, with its end; `undefined`
    * for a job nobody waits for. Kept even when the caller is here and the
@@ -324,21 +332,29 @@ class Shares {
   /**
    * The task of a record, stopped when its epoch ends; the epoch counts it
    * while it runs. It runs in a fiber of its own, which `lose` interrupts: one
-   * fork per task, where racing it against the epoch's end would take two.
+   * fiber per task, where racing it against the epoch's end would take two.
+   * The fiber starts at once, in this step, with this fiber's services and
+   * refs (as a fork would give it): a task that ends in its first step needs
+   * neither a turn of the scheduler to start nor a wait. The start and the
+   * count are one uninterruptible step, so no interruption can come between
+   * them; only the wait, and the task (which would inherit the step's flags),
+   * can be interrupted.
    */
   guarded(epoch: Epoch, task: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> {
-    const confirmedTask = Effect.zipRight(this.confirmed, task)
-    const ended = Effect.sync(() => {
-      epoch.running--
-      if (epoch.running > 0) return
-      if (!epoch.alive) this.wakeFetch()
-      else if (epoch.releaseBy !== undefined) this.wakeShards()
-    })
-    return Effect.suspend(() => {
+    const confirmedTask = Effect.interruptible(Effect.zipRight(this.confirmed, task))
+    return Effect.uninterruptible(Effect.flatMap(Effect.runtime<never>(), (runtime) => {
       if (!epoch.alive) return Effect.fail(moved)
-      epoch.running++
-      return Effect.ensuring(Effect.flatMap(Effect.fork(confirmedTask), (fiber) => awaitTask(epoch, fiber)), ended)
-    })
+      return awaitTask(this, epoch, Runtime.runFork(runtime, confirmedTask))
+    }))
+  }
+
+  /** A task of `epoch` has ended: once none runs, the shard can be read again, or handed over. */
+  ended(epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>): void {
+    epoch.tasks.delete(fiber)
+    epoch.running--
+    if (epoch.running > 0) return
+    if (!epoch.alive) this.wakeFetch()
+    else if (epoch.releaseBy !== undefined) this.wakeShards()
   }
 
   /** The epochs whose shard can be read now: owned, not being handed over, and with no task of an earlier epoch still running. */
@@ -374,21 +390,30 @@ class Shares {
   }
 }
 
+/** A task's end: interrupted because its epoch ended, it fails with `moved`. */
+const endOf = (epoch: Epoch, exit: Exit.Exit<unknown, unknown>): Effect.Effect<unknown, unknown> =>
+  Exit.isFailure(exit) && !epoch.alive && Cause.isInterruptedOnly(exit.cause) ? Effect.fail(moved) : exit
+
 /**
- * Waits for a task's fiber, which the epoch interrupts when it ends: the task
- * then fails with `moved`. Interrupted itself, it interrupts the task.
+ * The end of a task's fiber, started at once: at once for a task that has
+ * already ended; otherwise the fiber counts in its epoch until it ends, and
+ * this waits for it (the epoch interrupts it when it ends). Interrupted
+ * itself, the wait interrupts the task. The wait is the one asynchronous
+ * step, resumed by the fiber's end (no `Fiber.await` and finalizers of its
+ * own per task).
  */
-const awaitTask = (epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
-  // the epoch may have ended since the fork
-  if (epoch.alive) epoch.tasks.add(fiber)
-  else fiber.unsafeInterruptAsFork(fiber.id())
-  return Fiber.await(fiber).pipe(
-    Effect.onInterrupt(() => Fiber.interrupt(fiber)),
-    Effect.ensuring(Effect.sync(() => epoch.tasks.delete(fiber))),
-    Effect.flatMap((exit) =>
-      Exit.isFailure(exit) && !epoch.alive && Cause.isInterruptedOnly(exit.cause) ? Effect.fail(moved) : exit
-    )
-  )
+const awaitTask = (shares: Shares, epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+  const exit = fiber.unsafePoll()
+  if (exit !== null) return endOf(epoch, exit)
+  epoch.running++
+  epoch.tasks.add(fiber)
+  // the epoch may have ended while the task took its first step
+  if (!epoch.alive) fiber.unsafeInterruptAsFork(fiber.id())
+  fiber.addObserver(() => shares.ended(epoch, fiber))
+  return Effect.interruptible(Effect.async<unknown, unknown>((resume) => {
+    fiber.addObserver((end) => resume(endOf(epoch, end)))
+    return Fiber.interrupt(fiber)
+  }))
 }
 
 /** Whether no task of `epoch` or of an epoch before it still runs. */
@@ -597,39 +622,72 @@ const undecodable = (tasks: Tasks, record: Pg.SharedRecord, reason: string): Eff
   }))
 }
 
-/** Hands a record read in `epoch` to the executor, or dead-letters one that cannot run. */
-const hold = (shares: Shares, tasks: Tasks, clock: Clock.Clock, epoch: Epoch, record: Pg.SharedRecord) =>
-  Effect.matchEffect(tasks.decode(record), {
-    onFailure: (reason) =>
-      Effect.zipRight(
-        Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
-        Effect.flatMap(undecodable(tasks, record, reason), (outcome) =>
-          onSession(shares, (run) =>
-            Pg.deadLetter(
-              run,
-              shares.sharing.statements,
-              {
-                seq: record.seq,
-                attempts: record.attempts,
-                reason,
-                failedAt: clock.unsafeCurrentTimeMillis()
-              },
-              false,
-              outcome
-            )))
-      ),
-    onSuccess: (task) =>
-      Effect.sync(() => {
-        const intake = shares.intake
-        const waiter = record.awaitedBy === shares.instance ? shares.awaiting.get(record.id)?.waiter : undefined
-        const job = intake.job(shares.guarded(epoch, task), tasks.context, intake.config.policy, waiter)
-        job.attempts = record.attempts
-        job.seq = record.seq
-        shares.held.set(record.seq, { epoch, job, record })
-        epoch.lanes.add(record.lane)
-        intake.restore(keyOf(record.lane), job)
-      })
-  })
+/** Dead-letters a record that cannot run, and answers the caller waiting for it. */
+const deadLetterUndecodable = (
+  shares: Shares,
+  tasks: Tasks,
+  clock: Clock.Clock,
+  record: Pg.SharedRecord,
+  reason: string
+) =>
+  Effect.zipRight(
+    Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
+    Effect.flatMap(undecodable(tasks, record, reason), (outcome) =>
+      onSession(shares, (run) =>
+        Pg.deadLetter(
+          run,
+          shares.sharing.statements,
+          { seq: record.seq, attempts: record.attempts, reason, failedAt: clock.unsafeCurrentTimeMillis() },
+          false,
+          outcome
+        )))
+  ).pipe(
+    Effect.catchAll((error) => Effect.logWarning(`Sequent: could not dead-letter stored task ${record.id}`, error))
+  )
+
+/** Puts the task of a record read in `epoch` on its lane. */
+const queue = (
+  shares: Shares,
+  tasks: Tasks,
+  epoch: Epoch,
+  record: Pg.SharedRecord,
+  task: Effect.Effect<unknown, unknown>
+) => {
+  const intake = shares.intake
+  const waiter = record.awaitedBy === shares.instance ? shares.awaiting.get(record.id)?.waiter : undefined
+  const job = intake.job(shares.guarded(epoch, task), tasks.context, intake.config.policy, waiter)
+  job.attempts = record.attempts
+  job.seq = record.seq
+  shares.held.set(record.seq, { epoch, job, record })
+  epoch.lanes.add(record.lane)
+  intake.restore(keyOf(record.lane), job)
+}
+
+/**
+ * Hands a record read in `epoch` to the executor, or dead-letters one that
+ * cannot run. A record whose decoding is done at once (an `Either`, as for
+ * every synchronous schema) is queued at once, with no effect of its own:
+ * only a dead letter, or a decoding that works asynchronously, gives an
+ * effect to run before the next record.
+ */
+const hold = (
+  shares: Shares,
+  tasks: Tasks,
+  clock: Clock.Clock,
+  epoch: Epoch,
+  record: Pg.SharedRecord
+): Effect.Effect<void> | undefined => {
+  const decoded = tasks.decode(record)
+  if (!isEither(decoded)) {
+    return Effect.matchEffect(decoded, {
+      onFailure: (reason) => deadLetterUndecodable(shares, tasks, clock, record, reason),
+      onSuccess: (task) => Effect.sync(() => queue(shares, tasks, epoch, record, task))
+    })
+  }
+  if (Either.isLeft(decoded)) return deadLetterUndecodable(shares, tasks, clock, record, decoded.left)
+  queue(shares, tasks, epoch, record, decoded.right)
+  return undefined
+}
 
 /**
  * Reads the new records of the readable shards and queues them, until a read
@@ -650,10 +708,8 @@ const fetchAll = (shares: Shares, tasks: Tasks, clock: Clock.Clock): Effect.Effe
       if (!epoch.alive || epoch.releaseBy !== undefined || !(shares.intake.accepting || shares.draining)) continue
       if (record.seq <= epoch.after) continue
       epoch.after = record.seq
-      yield* Effect.catchAll(
-        hold(shares, tasks, clock, epoch, record),
-        (error) => Effect.logWarning(`Sequent: could not dead-letter stored task ${record.id}`, error)
-      )
+      const later = hold(shares, tasks, clock, epoch, record)
+      if (later !== undefined) yield* later
     }
     if (records.length === fetchLimit) yield* fetchAll(shares, tasks, clock)
   })
@@ -842,11 +898,14 @@ const taskSteps = (
     return {
       attemptFailed: (job) =>
         persist("attempt", fenced([job], (run) => Pg.attemptFailed(run, s, job.seq, job.attempts))),
-      complete: (job, value) =>
-        shares.outcomeFor(job, () => Exit.succeed(value), tasks).pipe(
-          Effect.flatMap((outcome) => persist("complete", complete({ job, outcome }))),
-          Effect.zipRight(finished(job))
-        ),
+      complete: (job, value) => {
+        const written = (outcome: Pg.Outcome | undefined) =>
+          Effect.zipRight(persist("complete", complete({ job, outcome })), finished(job))
+        // most tasks have no caller waiting elsewhere: no outcome to encode, and no step for it
+        return shares.awaited(job)
+          ? Effect.flatMap(shares.outcomeFor(job, () => Exit.succeed(value), tasks), written)
+          : written(undefined)
+      },
       giveUp: (job, cause, halt) =>
         shares.outcomeFor(job, () => Exit.failCause(cause), tasks).pipe(
           Effect.flatMap((outcome) =>
