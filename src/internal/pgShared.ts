@@ -387,38 +387,44 @@ export const fetch = (
 
 const lanesNamed = (lane: string | undefined) => lane === undefined ? "every lane" : `lane ${JSON.stringify(lane)}`
 
+/** Changes the halts in one transaction and, once that commits, wakes the owners to read them again. */
+const changeHalts = (
+  sql: SqlClient.SqlClient,
+  s: Statements,
+  change: (run: Run) => Effect.Effect<unknown, SqlError>,
+  what: string
+): Effect.Effect<void, JournalError> =>
+  transaction(sql, (run) => Effect.zipRight(change(run), run(`SELECT pg_notify($1, 'halts')`, [s.channel]))).pipe(
+    Effect.asVoid,
+    guard(`Failed to ${what}`)
+  )
+
 /**
  * The shared `unhalt`: forgets a lane's halt or pause (every lane's, and the
- * pause of them all, with `undefined`) and, once that commits, wakes the
- * owners to read the halts again.
+ * pause of them all, with `undefined`).
  */
-export const unhalt = (sql: SqlClient.SqlClient, s: Statements) =>
-(
-  lane: string | undefined
-): Effect.Effect<void, JournalError> =>
-  transaction(sql, (run) =>
-    Effect.zipRight(
+export const unhalt = (sql: SqlClient.SqlClient, s: Statements) => (lane: string | undefined) =>
+  changeHalts(
+    sql,
+    s,
+    (run) =>
       lane === undefined
         ? Effect.zipRight(run(`DELETE FROM ${s.halted}`, []), run(`UPDATE ${s.sharing} SET paused = FALSE`, []))
         : run(`DELETE FROM ${s.halted} WHERE lane = $1`, [lane]),
-      run(`SELECT pg_notify($1, 'halts')`, [s.channel])
-    )).pipe(Effect.asVoid, guard(`Failed to resume ${lanesNamed(lane)}`))
+    `resume ${lanesNamed(lane)}`
+  )
 
-/**
- * The shared `pause`: keeps a lane's pause (of every lane with `undefined`)
- * until a resume, and, once that commits, wakes the owners to read the halts.
- */
-export const pause = (sql: SqlClient.SqlClient, s: Statements) =>
-(
-  lane: string | undefined
-): Effect.Effect<void, JournalError> =>
-  transaction(sql, (run) =>
-    Effect.zipRight(
+/** The shared `pause`: keeps a lane's pause (of every lane with `undefined`) until a resume. */
+export const pause = (sql: SqlClient.SqlClient, s: Statements) => (lane: string | undefined) =>
+  changeHalts(
+    sql,
+    s,
+    (run) =>
       lane === undefined
         ? run(`UPDATE ${s.sharing} SET paused = TRUE`, [])
         : run(`INSERT INTO ${s.halted} (lane, paused) VALUES ($1, TRUE) ON CONFLICT (lane) DO NOTHING`, [lane]),
-      run(`SELECT pg_notify($1, 'halts')`, [s.channel])
-    )).pipe(Effect.asVoid, guard(`Failed to pause ${lanesNamed(lane)}`))
+    `pause ${lanesNamed(lane)}`
+  )
 
 /** The journal's halted and paused lanes (`true` for a pause), and whether every lane is paused. */
 export interface Halts {

@@ -116,6 +116,17 @@ export const sharedNames = (prefix: string) => ({
   outcomes: `${prefix}outcomes`
 })
 
+/** A migration of shared mode's tables, which exist on PostgreSQL only. */
+const onPostgres = (
+  prefix: string,
+  migrate: (sql: SqlClient.SqlClient, names: ReturnType<typeof sharedNames>) => Effect.Effect<unknown, SqlError>
+) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => Effect.asVoid(migrate(sql, sharedNames(prefix))),
+      orElse: () => Effect.void
+    }))
+
 /**
  * The shared mode's tables, for the Migrator (PostgreSQL only): the shard of
  * every pending row (`-1` for a row written by a single owner, which a shared
@@ -125,27 +136,20 @@ export const sharedNames = (prefix: string) => ({
  * @internal
  */
 export const createSharedTables = (prefix: string) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const names = sharedNames(prefix)
-    yield* sql.onDialectOrElse({
-      pg: () =>
-        Effect.gen(function*() {
-          yield* sql`ALTER TABLE ${sql(names.pending)} ADD COLUMN shard INTEGER NOT NULL DEFAULT -1`
-          yield* sql`CREATE INDEX ${sql(`${names.pending}_shard_seq`)} ON ${sql(names.pending)} (shard, seq)`
-          yield* sql`CREATE TABLE ${sql(names.instances)} (
+  onPostgres(prefix, (sql, names) =>
+    Effect.gen(function*() {
+      yield* sql`ALTER TABLE ${sql(names.pending)} ADD COLUMN shard INTEGER NOT NULL DEFAULT -1`
+      yield* sql`CREATE INDEX ${sql(`${names.pending}_shard_seq`)} ON ${sql(names.pending)} (shard, seq)`
+      yield* sql`CREATE TABLE ${sql(names.instances)} (
             id TEXT PRIMARY KEY,
             pid INTEGER NOT NULL,
             beat_at TIMESTAMPTZ NOT NULL
           )`
-          yield* sql`CREATE TABLE ${sql(names.sharing)} (
+      yield* sql`CREATE TABLE ${sql(names.sharing)} (
             only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
             shards INTEGER NOT NULL
           )`
-        }),
-      orElse: () => Effect.void
-    })
-  })
+    }))
 
 /**
  * What shared mode adds for `submit` and `pause` across instances: the
@@ -153,26 +157,19 @@ export const createSharedTables = (prefix: string) =>
  * it, which of the halted lanes are paused, and a pause of every lane.
  */
 const createSharedOutcomes = (prefix: string) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const names = sharedNames(prefix)
-    yield* sql.onDialectOrElse({
-      pg: () =>
-        Effect.gen(function*() {
-          yield* sql`ALTER TABLE ${sql(names.pending)} ADD COLUMN awaited_by TEXT`
-          yield* sql`CREATE TABLE ${sql(names.outcomes)} (
+  onPostgres(prefix, (sql, names) =>
+    Effect.gen(function*() {
+      yield* sql`ALTER TABLE ${sql(names.pending)} ADD COLUMN awaited_by TEXT`
+      yield* sql`CREATE TABLE ${sql(names.outcomes)} (
             id TEXT PRIMARY KEY,
             awaited_by TEXT NOT NULL,
             tag TEXT NOT NULL,
             exit TEXT NOT NULL
           )`
-          yield* sql`CREATE INDEX ${sql(`${names.outcomes}_awaited_by`)} ON ${sql(names.outcomes)} (awaited_by)`
-          yield* sql`ALTER TABLE ${sql(names.halted)} ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE`
-          yield* sql`ALTER TABLE ${sql(names.sharing)} ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE`
-        }),
-      orElse: () => Effect.void
-    })
-  })
+      yield* sql`CREATE INDEX ${sql(`${names.outcomes}_awaited_by`)} ON ${sql(names.outcomes)} (awaited_by)`
+      yield* sql`ALTER TABLE ${sql(names.halted)} ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE`
+      yield* sql`ALTER TABLE ${sql(names.sharing)} ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE`
+    }))
 
 const runMigrations = Migrator.make({})
 
