@@ -119,14 +119,23 @@ export const startWorker = (args: ReadonlyArray<string>) =>
       })
   )
 
-/** A worker's side: prints `ready`, then answers `start` and `report` from its stdin; resolves after the report. */
+/**
+ * A worker's side: prints `ready`, then answers `start` and `report` from its
+ * stdin; resolves after the report. A worker whose stdin closes first has
+ * lost its parent (killed, or past its time limit): it exits rather than
+ * linger with nobody to report to.
+ */
 export const serveReports = (runs: Runs) =>
   Effect.async<void>((resume) => {
+    let reported = false
     createInterface({ input: process.stdin }).on("line", (line) => {
       if (line === "start") runs.start()
       if (line !== "report") return
+      reported = true
       process.stdout.write(`REPORT ${JSON.stringify(runs.report())}\n`)
       resume(Effect.void)
+    }).on("close", () => {
+      if (!reported) process.exit(1)
     })
     process.stdout.write("ready\n")
   })
