@@ -43,6 +43,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type JournalEntry, JournalError, JournalLockedError } from "../Journal.js"
 import { SequentDuplicateTaskError, SequentOutcomeError, SequentStoppedError } from "../SequentError.js"
+import { Appended } from "./appended.js"
 import { makeBatcher } from "./batcher.js"
 import { appendUnanswered, isEither, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
 import type { Job } from "./lane.js"
@@ -137,12 +138,8 @@ class Shares {
   readonly pool: Pg.Run
   /** When the last look at the shards succeeded (the heartbeat is at most `heartbeat` older). */
   lastLook = 0
-  /**
-   * The last seq this instance appended to each lane, until it is known to
-   * have ended: a flush waits for these (per lane, the last one ends last).
-   * Forgotten as they end here; those that run elsewhere, by a flush.
-   */
-  readonly scheduled = new Map<string, number>()
+  /** What this instance appended and has not seen end: a flush waits for it. */
+  readonly appended = new Appended()
   /** While a flush waits for this instance's tasks: the owned shards are still read. */
   draining = false
   /** Once a flush has seen this instance's tasks end: its shards are handed over as soon as it holds no task. */
@@ -299,7 +296,7 @@ class Shares {
     if (held === undefined || held.job !== job) return
     this.held.delete(job.seq)
     if (job.waiter !== undefined) this.awaiting.delete(held.record.id)
-    if (this.scheduled.get(held.record.lane) === job.seq) this.scheduled.delete(held.record.lane)
+    this.appended.ended(held.record.lane, job.seq)
     if (this.handingOver && this.held.size === 0) this.wakeShards()
   }
 
@@ -545,13 +542,10 @@ const drain = (shares: Shares): Effect.Effect<void> => {
   const s = shares.sharing.statements
   const answered = Effect.zipRight(Effect.sleep(Duration.millis(shares.config.poll)), Effect.suspend(() => ended))
   const ended: Effect.Effect<void> = Effect.suspend(() => {
-    if (shares.scheduled.size === 0) return shares.awaiting.size === 0 ? Effect.void : answered
-    return persist("flush", Pg.stillPending(shares.pool, s, Array.from(shares.scheduled.values()))).pipe(
-      Effect.flatMap((pending) => {
-        const still = new Set(pending)
-        for (const [lane, seq] of shares.scheduled) if (!still.has(seq)) shares.scheduled.delete(lane)
-        return Effect.zipRight(Effect.sleep(Duration.millis(shares.config.poll)), ended)
-      })
+    if (shares.appended.size === 0) return shares.awaiting.size === 0 ? Effect.void : answered
+    return persist("flush", shares.appended.look((seqs) => Pg.stillPending(shares.pool, s, seqs))).pipe(
+      Effect.zipRight(Effect.sleep(Duration.millis(shares.config.poll))),
+      Effect.zipRight(ended)
     )
   })
   return Effect.suspend(() => {
@@ -714,6 +708,14 @@ const fetchAll = (shares: Shares, tasks: Tasks, clock: Clock.Clock): Effect.Effe
     if (records.length === fetchLimit) yield* fetchAll(shares, tasks, clock)
   })
 
+/** Forgets, when enough have piled up, the lanes whose last task appended here has ended elsewhere. */
+const forgetEnded = (shares: Shares): Effect.Effect<void, SqlError> =>
+  Effect.suspend(() =>
+    shares.appended.lookDue
+      ? shares.appended.look((seqs) => Pg.stillPending(shares.pool, shares.sharing.statements, seqs))
+      : Effect.void
+  )
+
 /** Waits for `latch` to open, or `millis`, then closes it for the next wait. */
 const wakeOrPoll = (latch: Effect.Latch, millis: number) =>
   Effect.zipRight(Effect.timeoutOption(latch.await, Duration.millis(millis)), latch.close)
@@ -757,7 +759,7 @@ interface Appending {
 const appended = (shares: Shares, appending: Appending, inserted: boolean, seq: number) => {
   const { entry, job, waiter } = appending
   shares.intake.release(job, Exit.void)
-  if (inserted && seq > (shares.scheduled.get(entry.lane) ?? 0)) shares.scheduled.set(entry.lane, seq)
+  if (inserted) shares.appended.appended(entry.lane, seq)
   const awaiting = shares.awaiting.get(entry.id)
   if (waiter !== undefined && awaiting?.waiter === waiter) {
     if (inserted) awaiting.stored = true
@@ -1015,6 +1017,7 @@ const fetchLoop = (shares: Shares, tasks: Tasks, clock: Clock.Clock, latch: Effe
   const once = fetchAll(shares, tasks, clock).pipe(
     Effect.zipRight(takeOutcomes(shares, tasks)),
     Effect.zipRight(answerLost(shares)),
+    Effect.zipRight(forgetEnded(shares)),
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
         ? Effect.failCause(cause)
