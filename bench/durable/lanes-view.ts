@@ -15,12 +15,13 @@ import { performance } from "node:perf_hooks"
 import { Journal } from "../../src/Journal.js"
 import * as PgJournal from "../../src/PgJournal.js"
 import { intArg, parseArgs } from "./shared.js"
+import { pgUrl } from "./workers.js"
 
 const args = parseArgs()
 const lanes = intArg(args, "lanes", 100_000)
 const perLane = intArg(args, "per-lane", 2)
 const reads = intArg(args, "reads", 5)
-const url = Redacted.make(process.env["SEQUENT_PG_URL"] ?? "postgres://root@127.0.0.1:5432/test")
+const url = Redacted.make(pgUrl)
 const tablePrefix = `sequent_view${randomUUID().replaceAll("-", "").slice(0, 8)}_`
 
 const fill = Effect.gen(function*() {

@@ -17,7 +17,9 @@
  *
  * Prints the machine and its load (`uptime`) before and after, a table of
  * tasks/s (min / median / max) with CPU time, and the ratios of Sequent's
- * medians to the others'. Raw results go to `.tmp/durable-bench-results.json`.
+ * medians to the others'; with PostgreSQL, then the time `PgJournal.lanes`
+ * takes on journals of 10,000 and 100,000 lanes. Raw results go to
+ * `.tmp/durable-bench-results.json`.
  *
  * Run: node --import tsx bench/durable/run.ts [--quick] [--runs=N] [--only=sequent,sql-persisted-queue,cluster,pg,cluster-pg,pg-boss]
  */
@@ -348,6 +350,35 @@ if (target !== undefined && target.rs.length > 0) {
     } (64 lanes).`
   )
 }
+
+/** The journal sizes `PgJournal.lanes` is read at: lanes, pending rows per lane, reads. */
+const viewSizes: ReadonlyArray<readonly [number, number, number]> = quick
+  ? [[10_000, 2, 1]]
+  : [[10_000, 2, 5], [100_000, 2, 5], [100_000, 10, 3]]
+
+/** Reads the operator's view at each size, in a child of its own (bench/durable/lanes-view.ts); prints its line. */
+const readViews = () => {
+  console.log()
+  console.log("`PgJournal.lanes`, the operator's view of a shared journal (bench/durable/lanes-view.ts):")
+  console.log()
+  for (const [lanes, perLane, reads] of viewSizes) {
+    const argv = [`--lanes=${lanes}`, `--per-lane=${perLane}`, `--reads=${reads}`]
+    const child = spawnSync(process.execPath, ["--import", "tsx", join("bench", "durable", "lanes-view.ts"), ...argv], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: childLimitMs
+    })
+    const line = child.stdout?.split("\n").find((l) => l.startsWith("PgJournal.lanes"))
+    if (child.status === 0 && line !== undefined) console.log(`- ${line}`)
+    else {
+      const reason = `exit ${child.status ?? child.signal}: ${
+        (child.stderr ?? "").trim().split("\n").slice(-15).join("\n")
+      }`
+      failures.push({ id: `lanes-view ${argv.join(" ")}`, run: 0, reason })
+    }
+  }
+}
+if (wanted.some((c) => c.impl === "pg") && !pgSkipped) readViews()
 
 mkdirSync(join(root, ".tmp"), { recursive: true })
 writeFileSync(
