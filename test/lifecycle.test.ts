@@ -85,6 +85,26 @@ describe("from inside a task", () => {
       assert.isFalse(yield* Ref.get(ran))
       assert.strictEqual(yield* sequent.size, 0)
     }))
+
+  it.scoped("stop closes intake at once: a task that goes on after it schedules nothing, and the task behind it never runs", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      const gate = yield* Deferred.make<void>()
+      const late = yield* Deferred.make<Exit.Exit<void, unknown>>()
+      yield* sequent.schedule(Effect.gen(function*() {
+        yield* Deferred.await(gate)
+        yield* sequent.stop
+        yield* Deferred.succeed(late, yield* Effect.exit(sequent.schedule(record(log, "late"))))
+        yield* record(log, "a")
+      }))
+      yield* sequent.schedule(record(log, "b"))
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Deferred.await(late), Exit.fail(new SequentClosedError({ state: "stopped" })))
+      yield* sequent.stop // waits for the stop the task began
+      assert.deepStrictEqual(yield* Ref.get(log), ["a"])
+      assert.strictEqual(yield* sequent.size, 0)
+    }))
 })
 
 describe("stop", () => {

@@ -828,19 +828,36 @@ export class Executor<Entry, E> implements Intake {
    * the first one to finish and drops nothing.
    */
   readonly stop: Effect.Effect<number> = Effect.withFiberRuntime((fiber) =>
-    this.workerFibers.has(fiber as Fiber.RuntimeFiber<void, never>)
-      // from inside a task, stop cannot wait for its own interruption: it runs
-      // in a fiber of its own, which interrupts the calling task with the rest
-      ? Effect.as(Effect.forkDaemon(this.stopNow), 0)
-      : this.stopNow
+    this.workerFibers.has(fiber as Fiber.RuntimeFiber<void, never>) ? this.stopFromTask : this.stopNow
   )
 
   private readonly stopNow: Effect.Effect<number> = Effect.uninterruptible(Effect.suspend(() => {
     if (this.phase === STOPPED) return Effect.as(Deferred.await(this.stopped), 0)
+    this.closeForStop()
+    return this.dropEverything
+  }))
+
+  /**
+   * From inside a task, stop cannot wait for its own interruption: it closes
+   * the executor now, in the task's own step, and drops the rest in a fiber of
+   * its own, which interrupts the calling task with the others. Closed at
+   * once, since the task may go on (and finish) before that fiber runs: no
+   * task behind it starts meanwhile, and none is accepted.
+   */
+  private readonly stopFromTask: Effect.Effect<number> = Effect.suspend(() => {
+    if (this.phase === STOPPED) return Effect.succeed(0)
+    this.closeForStop()
+    return Effect.as(Effect.forkDaemon(Effect.uninterruptible(this.dropEverything)), 0)
+  })
+
+  private closeForStop(): void {
     this.phase = STOPPED
     this.rejectWaiters()
-    return Effect.zipRight(this.interruptAll, Effect.sync(() => this.dropAll()))
-  }))
+  }
+
+  private readonly dropEverything: Effect.Effect<number> = Effect.suspend(() =>
+    Effect.zipRight(this.interruptAll, Effect.sync(() => this.dropAll()))
+  )
 
   private dropAll(): number {
     let dropped = 0
