@@ -1,8 +1,10 @@
 /**
  * Random interleavings at the edges the other property tests leave out: a
  * small capacity with callers waiting for room, callers interrupted while they
- * wait, `submit` waiters, and `stop` and `flush` called from outside and from
- * inside tasks, beside random pauses, ticks and concurrency.
+ * wait, `submit` waiters, `stop` and `flush` called from outside and from
+ * inside tasks, attempts that die or time out at the instant they would have
+ * succeeded, give-ups whose dead-letter handler dies or throws, beside random
+ * pauses, ticks and concurrency.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
@@ -14,7 +16,13 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
-import { Sequent, SequentClosedError, SequentStoppedError } from "../src/index.js"
+import {
+  Sequent,
+  SequentClosedError,
+  SequentFalseError,
+  SequentStoppedError,
+  SequentTimeoutError
+} from "../src/index.js"
 
 type Key = "a" | "b" | undefined
 
@@ -28,6 +36,9 @@ type Op =
     readonly failures: number
     readonly yields: number
     readonly inside: Inside
+    /** How long each attempt sleeps; a task with a timeout has one of 10 ms. */
+    readonly sleep: number
+    readonly timeout: boolean
   }
   | { readonly _tag: "interrupt"; readonly which: number }
   | { readonly _tag: "tick"; readonly millis: number }
@@ -45,8 +56,11 @@ const op: FastCheck.Arbitrary<Op> = FastCheck.oneof(
     arbitrary: FastCheck.record({
       _tag: FastCheck.constant("submit" as const),
       key,
-      failures: FastCheck.nat(2),
+      // three failures give up (see the retry schedule)
+      failures: FastCheck.nat(3),
       yields: FastCheck.nat(2),
+      sleep: FastCheck.constantFrom(0, 0, 5, 10),
+      timeout: FastCheck.boolean(),
       inside: FastCheck.constantFrom<Inside>(
         ...Array.from({ length: 8 }, () => "none" as const),
         "stop",
@@ -83,7 +97,12 @@ describe("property: capacity, waiters and shutdown from anywhere", () => {
         const name = `property-faults-${++runs}`
         const sequent = yield* Sequent.make({
           name,
-          retry: Schedule.spaced("10 millis"),
+          retry: Schedule.intersect(Schedule.spaced("10 millis"), Schedule.recurs(2)),
+          // a handler that dies, or throws instead of returning an effect, is logged and ignored
+          deadLetter: ({ attempts }) => {
+            if (attempts % 2 === 0) throw new Error("dead-letter handler threw")
+            return Effect.die("dead-letter handler died")
+          },
           capacity,
           concurrency,
           onFull: "wait",
@@ -93,7 +112,8 @@ describe("property: capacity, waiters and shutdown from anywhere", () => {
         const started = new Map<string, Array<number>>()
         const running = new Map<string, number>()
         let overlaps = 0
-        // once a task's own stop has returned, no attempt starts
+        // once a task's own stop has returned, no attempt starts (one with a timeout is left out: its task
+        // runs in a fiber of its own, which may first run after the stop though the attempt began before)
         let stoppedFromTask = false
         let startedAfterStop = 0
         const callers: Array<{ readonly id: number; readonly fiber: Fiber.RuntimeFiber<unknown, unknown> }> = []
@@ -109,7 +129,7 @@ describe("property: capacity, waiters and shutdown from anywhere", () => {
             : Effect.void
           const shutdown = step.inside.startsWith("forked") ? Effect.flatMap(Effect.fork(call), Fiber.join) : call
           return Effect.suspend(() => {
-            if (stoppedFromTask) startedAfterStop++
+            if (stoppedFromTask && !step.timeout) startedAfterStop++
             attempt++
             const here = (running.get(label) ?? 0) + 1
             running.set(label, here)
@@ -117,10 +137,11 @@ describe("property: capacity, waiters and shutdown from anywhere", () => {
             started.set(label, [...(started.get(label) ?? []), id])
             return Effect.repeatN(Effect.yieldNow(), step.yields).pipe(
               Effect.zipRight(shutdown),
-              Effect.map(() => {
-                if (attempt <= step.failures) return false
+              Effect.zipRight(step.sleep > 0 ? Effect.sleep(step.sleep) : Effect.void),
+              Effect.flatMap(() => {
+                if (attempt <= step.failures) return attempt % 2 === 0 ? Effect.die("defect") : Effect.succeed(false)
                 successes.set(id, (successes.get(id) ?? 0) + 1)
-                return true
+                return Effect.succeed(true)
               }),
               Effect.ensuring(Effect.sync(() => running.set(label, running.get(label)! - 1)))
             )
@@ -132,7 +153,10 @@ describe("property: capacity, waiters and shutdown from anywhere", () => {
             case "submit": {
               const id = next++
               const fiber = yield* Effect.fork(
-                sequent.submit(task(id, step.key ?? "(default)", step), { key: step.key })
+                sequent.submit(task(id, step.key ?? "(default)", step), {
+                  key: step.key,
+                  timeout: step.timeout ? "10 millis" : undefined
+                })
               )
               callers.push({ id, fiber })
               break
@@ -174,11 +198,15 @@ describe("property: capacity, waiters and shutdown from anywhere", () => {
           if (Exit.isSuccess(exit)) assert.strictEqual(succeeded, 1, `task ${id}: its submit succeeded`)
           else if (!Exit.isInterrupted(exit)) {
             const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+            const gaveUp = failure instanceof SequentFalseError || failure instanceof SequentTimeoutError ||
+              Cause.isDie(exit.cause)
             assert.isTrue(
-              failure instanceof SequentStoppedError || failure instanceof SequentClosedError,
-              `task ${id}: a submit fails only with SequentStoppedError or SequentClosedError`
+              gaveUp || failure instanceof SequentStoppedError || failure instanceof SequentClosedError,
+              `task ${id}: a submit fails only with a give-up, SequentStoppedError or SequentClosedError`
             )
-            if (failure instanceof SequentClosedError) assert.strictEqual(succeeded, 0, `task ${id} was refused`)
+            if (!(failure instanceof SequentStoppedError)) {
+              assert.strictEqual(succeeded, 0, `task ${id} never succeeded`)
+            }
           }
         }
         for (const [label, ids] of started) {
