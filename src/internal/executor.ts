@@ -864,6 +864,7 @@ export class Executor<Entry, E> implements Intake {
     this.rejectWaiters()
   }
 
+  /** Interrupts every fiber, then drops what is left. Suspended: `interruptAll` is set after the fields. */
   private readonly dropEverything: Effect.Effect<number> = Effect.suspend(() =>
     Effect.zipRight(this.interruptAll, Effect.sync(() => this.dropAll()))
   )
