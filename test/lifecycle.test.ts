@@ -85,6 +85,47 @@ describe("from inside a task", () => {
       assert.isFalse(yield* Ref.get(ran))
       assert.strictEqual(yield* sequent.size, 0)
     }))
+
+  it.scoped("stop closes intake at once: a task that goes on after it schedules nothing, and the task behind it never runs", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      const gate = yield* Deferred.make<void>()
+      const late = yield* Deferred.make<Exit.Exit<void, unknown>>()
+      yield* sequent.schedule(Effect.gen(function*() {
+        yield* Deferred.await(gate)
+        yield* sequent.stop
+        yield* Deferred.succeed(late, yield* Effect.exit(sequent.schedule(record(log, "late"))))
+        yield* record(log, "a")
+      }))
+      yield* sequent.schedule(record(log, "b"))
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Deferred.await(late), Exit.fail(new SequentClosedError({ state: "stopped" })))
+      yield* sequent.stop // waits for the stop the task began
+      assert.deepStrictEqual(yield* Ref.get(log), ["a"])
+      assert.strictEqual(yield* sequent.size, 0)
+    }))
+
+  it.scoped("stop from a fiber the task forked and joins interrupts the task instead of waiting for the worker that waits for it", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const caller = yield* Effect.fork(sequent.submit(Effect.flatMap(Effect.fork(sequent.stop), Fiber.join)))
+      const queued = yield* Effect.fork(sequent.submit(Effect.void))
+      assert.deepStrictEqual(yield* Fiber.await(caller), Exit.fail(new SequentStoppedError({ attempts: 1 })))
+      assert.deepStrictEqual(yield* Fiber.await(queued), Exit.fail(new SequentStoppedError({ attempts: 0 })))
+      yield* sequent.stop
+      assert.strictEqual(yield* sequent.size, 0)
+    }))
+
+  it.scoped("flush from a fiber the task forked and joins closes intake and returns, as from the task itself", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      const log = yield* Ref.make<ReadonlyArray<string>>([])
+      yield* sequent.schedule(Effect.zipRight(Effect.flatMap(Effect.fork(sequent.flush), Fiber.join), record(log, "a")))
+      yield* sequent.schedule(record(log, "b"))
+      yield* sequent.flush
+      assert.deepStrictEqual(yield* Ref.get(log), ["a", "b"])
+    }))
 })
 
 describe("stop", () => {

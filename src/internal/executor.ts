@@ -82,6 +82,15 @@ const withoutParentSpan = (context: Context.Context<unknown>): Context.Context<n
     ? Context.omit(Tracer.ParentSpan)(context)
     : context) as Context.Context<never>
 
+/**
+ * The executor whose tasks a fiber runs: set on the workers, and inherited by
+ * every fiber a task forks. A worker waits for the fibers its task forked
+ * before it ends, so `stop` or `flush` called from one of them must not wait
+ * for the workers either. (A fiber a task forks as a daemon inherits it too,
+ * and is treated the same, though nothing waits for it.)
+ */
+const runsTasksOf = FiberRef.unsafeMake<unknown>(undefined)
+
 /** Workers kept parked at most, so a burst across many lanes does not leave many idle fibers behind. */
 const MAX_PARKED = 64
 
@@ -181,8 +190,6 @@ export class Executor<Entry, E> implements Intake {
   private readonly parkLimit: number
   private paused = false
   private readonly roomWaiters: Array<RoomWaiter<Entry, E>> = []
-  /** The worker fibers alive: a task runs on one of them. */
-  private readonly workerFibers = new Set<Fiber.RuntimeFiber<void, never>>()
   private readonly drained: Deferred.Deferred<void>
   /** While a flush waits for the store's `drain`: until it ends, no count of 0 is the end of the flush. */
   private storeDraining = false
@@ -485,11 +492,8 @@ export class Executor<Entry, E> implements Intake {
     } else if (this.workers < this.config.concurrency) {
       this.workers++
       // not started in the caller's stack: `schedule` returns before any task runs
-      const fiber = this.run(Effect.withMaxOpsBeforeYield(new Worker<Entry, E>(this).loop, WORKER_TURN), {
-        immediate: false
-      })
-      this.workerFibers.add(fiber)
-      fiber.addObserver(() => this.workerFibers.delete(fiber))
+      const loop = Effect.withMaxOpsBeforeYield(new Worker<Entry, E>(this).loop, WORKER_TURN)
+      this.run(Effect.locally(loop, runsTasksOf, this), { immediate: false })
     }
   }
 
@@ -801,7 +805,7 @@ export class Executor<Entry, E> implements Intake {
     if (this.phase === STOPPED) return Effect.void
     if (this.phase === OPEN) this.closeIntake()
     // a task cannot wait for the queue it is part of: from inside one, flush only closes intake
-    if (this.workerFibers.has(fiber as Fiber.RuntimeFiber<void, never>)) return Effect.void
+    if (this.insideTask(fiber)) return Effect.void
     return Effect.zipRight(Deferred.await(this.drained), this.interruptAll)
   })
 
@@ -828,19 +832,42 @@ export class Executor<Entry, E> implements Intake {
    * the first one to finish and drops nothing.
    */
   readonly stop: Effect.Effect<number> = Effect.withFiberRuntime((fiber) =>
-    this.workerFibers.has(fiber as Fiber.RuntimeFiber<void, never>)
-      // from inside a task, stop cannot wait for its own interruption: it runs
-      // in a fiber of its own, which interrupts the calling task with the rest
-      ? Effect.as(Effect.forkDaemon(this.stopNow), 0)
-      : this.stopNow
+    this.insideTask(fiber) ? this.stopFromTask : this.stopNow
   )
+
+  /** Whether `fiber` is a worker of this executor, or was forked by one of its tasks. */
+  private insideTask(fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean {
+    return fiber.getFiberRef(runsTasksOf) === this
+  }
 
   private readonly stopNow: Effect.Effect<number> = Effect.uninterruptible(Effect.suspend(() => {
     if (this.phase === STOPPED) return Effect.as(Deferred.await(this.stopped), 0)
+    this.closeForStop()
+    return this.dropEverything
+  }))
+
+  /**
+   * From inside a task, stop cannot wait for its own interruption: it closes
+   * the executor now, in the task's own step, and drops the rest in a fiber of
+   * its own, which interrupts the calling task with the others. Closed at
+   * once, since the task may go on (and finish) before that fiber runs: no
+   * task behind it starts meanwhile, and none is accepted.
+   */
+  private readonly stopFromTask: Effect.Effect<number> = Effect.suspend(() => {
+    if (this.phase === STOPPED) return Effect.succeed(0)
+    this.closeForStop()
+    return Effect.as(Effect.forkDaemon(Effect.uninterruptible(this.dropEverything)), 0)
+  })
+
+  private closeForStop(): void {
     this.phase = STOPPED
     this.rejectWaiters()
-    return Effect.zipRight(this.interruptAll, Effect.sync(() => this.dropAll()))
-  }))
+  }
+
+  /** Interrupts every fiber, then drops what is left. Suspended: `interruptAll` is set after the fields. */
+  private readonly dropEverything: Effect.Effect<number> = Effect.suspend(() =>
+    Effect.zipRight(this.interruptAll, Effect.sync(() => this.dropAll()))
+  )
 
   private dropAll(): number {
     let dropped = 0
