@@ -1060,7 +1060,9 @@ export const make = (
     yield* Effect.addFinalizer(() => permit(shutdown(shares, instance)))
     yield* Effect.forkScoped(shardLoop(shares, instance, clock, permit, shardLatch))
     yield* Effect.forkScoped(fetchLoop(shares, tasks, clock, fetchLatch))
-    yield* Effect.forkScoped(follow(shares, shares.wakeShards))
+    // disconnected: the client's LISTEN stream ends with an UNLISTEN that has no timeout, which a stalled
+    // network never answers; the scope's close must not wait for it (it ends in the background)
+    yield* Effect.forkScoped(Effect.disconnect(follow(shares, shares.wakeShards)))
     const append = yield* makeBatcher(appendBatch(shares), { closed: appendUnanswered })
     const pause = Pg.pause(sharing.sql, sharing.statements)
     const drained = drain(shares)
