@@ -11,6 +11,7 @@
  *
  * Every journal here uses tables prefixed `sequent_f<run>_<n>_`, dropped when the file finishes.
  */
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -26,6 +27,7 @@ import * as PgJournal from "../../src/PgJournal.js"
 import * as TaskKind from "../../src/TaskKind.js"
 import * as FaultProxy from "./support/FaultProxy.js"
 import { makeRun, url } from "./support/PgTables.js"
+import { eventually } from "./support/SharedInstances.js"
 
 const run = makeRun("f")
 afterAll(() => run.dropAll())
@@ -77,6 +79,33 @@ const start = (proxy: FaultProxy.FaultProxy, tablePrefix: string, shared: boolea
   })
 
 describe("a journal whose network stalls", () => {
+  it.scopedLive(
+    "a shared instance's scope closes, its lock session stuck in a statement",
+    () =>
+      Effect.gen(function*() {
+        const proxy = yield* FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
+        const tablePrefix = run.fresh()
+        const a = yield* start(proxy, tablePrefix, true)
+        assert.strictEqual(
+          yield* Typed.submit(new Echo({ n: 1 })).pipe(Effect.provideService(DurableSequent, a.sequent)),
+          1
+        )
+        yield* proxy.stall
+        // the instance's heartbeat goes stale: its looks, on the lock session, are stuck
+        const sql = yield* PgClient.PgClient
+        yield* eventually(
+          "the instance's looks to be stuck",
+          Effect.map(
+            sql<{ readonly stale: boolean }>`SELECT beat_at < now() - interval '1 second' AS stale
+            FROM ${sql(`${tablePrefix}instances`)}`,
+            (rows) => rows.length === 1 && rows[0]!.stale
+          )
+        )
+        yield* closes(a.scope)
+      }).pipe(Effect.provide(PgClient.layer({ url }))),
+    120_000
+  )
+
   it.scopedLive(
     "a single owner's scope closes",
     () =>
