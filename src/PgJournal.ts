@@ -201,6 +201,16 @@ export const lanes: Effect.Effect<ReadonlyArray<LaneView>, JournalError, Journal
 
 const lockKey = "hashtext(current_schema() || '.' || $2)"
 
+/**
+ * The unlock a layer's finalizer runs, for at most two seconds. Finalizers
+ * run uninterruptibly, and on a connection the network has stalled (no reply,
+ * no reset) the statement never answers: the scope's close would wait for
+ * ever. Made interruptible so the timeout can end it (the driver then cancels
+ * it, in at most five seconds more); the lock goes with the connection.
+ */
+const unlockOnClose = (unlock: Effect.Effect<unknown, SqlError>): Effect.Effect<void> =>
+  unlock.pipe(Effect.interruptible, Effect.timeoutOption(Duration.seconds(2)), Effect.ignore)
+
 const acquireLock = (tablePrefix: string) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -216,8 +226,8 @@ const acquireLock = (tablePrefix: string) =>
     // The reserved connection goes back to the pool after this finalizer, so
     // the lock must not outlive the scope on it.
     yield* Effect.addFinalizer(() =>
-      connection.execute(`SELECT pg_advisory_unlock($1, ${lockKey})`, [lockNamespace, tablePrefix], undefined).pipe(
-        Effect.ignore
+      unlockOnClose(
+        connection.execute(`SELECT pg_advisory_unlock($1, ${lockKey})`, [lockNamespace, tablePrefix], undefined)
       )
     )
   }).pipe(
@@ -280,7 +290,7 @@ const makeShared = (tablePrefix: string, options: SharingOptions) =>
     }
     // the reserved connection goes back to the pool after this finalizer, so the lock must not outlive the scope on it
     yield* Effect.addFinalizer(() =>
-      Effect.ignore(run(`SELECT pg_advisory_unlock_shared($1, ${lockKey})`, [lockNamespace, tablePrefix]))
+      unlockOnClose(run(`SELECT pg_advisory_unlock_shared($1, ${lockKey})`, [lockNamespace, tablePrefix]))
     )
     const { journal, statements } = yield* Effect.ensuring(
       Effect.zipRight(

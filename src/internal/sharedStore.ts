@@ -423,13 +423,23 @@ const drained = (epoch: Epoch | undefined): boolean => {
 const onSession = (shares: Shares, use: (run: Pg.Run) => Effect.Effect<unknown, SqlError>) =>
   shares.session === undefined ? Effect.void : Effect.asVoid(use(shares.session.run))
 
+/**
+ * At most `millis` of `statements` on the lock session, even in a finalizer:
+ * finalizers run uninterruptibly, so a timeout could not end a statement the
+ * network has stalled (no reply, no reset) unless it is made interruptible.
+ * The driver then cancels it, in at most five seconds more.
+ */
+const bounded = (statements: Effect.Effect<unknown, SqlError>, millis: number): Effect.Effect<void> =>
+  statements.pipe(Effect.interruptible, Effect.timeout(Duration.millis(millis)), Effect.ignore)
+
 /** Ends a session: its locks first (a live session goes back to the pool), then the connection. */
 const closeSession = (session: Session | undefined): Effect.Effect<void> =>
-  session === undefined ? Effect.void : session.run(`SELECT pg_advisory_unlock_all()`, []).pipe(
-    Effect.timeout(Duration.seconds(2)),
-    Effect.ignore,
-    Effect.zipRight(Scope.close(session.scope, Exit.void))
-  )
+  session === undefined
+    ? Effect.void
+    : Effect.zipRight(
+      bounded(session.run(`SELECT pg_advisory_unlock_all()`, []), 2_000),
+      Scope.close(session.scope, Exit.void)
+    )
 
 /**
  * Has the server check, every second while a statement of the lock session
@@ -860,12 +870,8 @@ const shutdown = (shares: Shares, instance: string) =>
     const session = shares.loseAll()
     if (session === undefined) return Effect.void
     const s = shares.sharing.statements
-    return Pg.release(session.run, s, shards).pipe(
-      Effect.zipRight(Pg.forget(session.run, s, [instance])),
-      Effect.timeout(Duration.seconds(5)),
-      Effect.ignore,
-      Effect.zipRight(closeSession(session))
-    )
+    return bounded(Effect.zipRight(Pg.release(session.run, s, shards), Pg.forget(session.run, s, [instance])), 5_000)
+      .pipe(Effect.zipRight(closeSession(session)))
   })
 
 /** A completion on its way to the journal, with the outcome a caller elsewhere waits for. */
@@ -1063,7 +1069,9 @@ export const make = (
     yield* Effect.addFinalizer(() => permit(shutdown(shares, instance)))
     yield* Effect.forkScoped(shardLoop(shares, instance, clock, permit, shardLatch))
     yield* Effect.forkScoped(fetchLoop(shares, tasks, clock, fetchLatch))
-    yield* Effect.forkScoped(follow(shares, shares.wakeShards))
+    // disconnected: the client's LISTEN stream ends with an UNLISTEN that has no timeout, which a stalled
+    // network never answers; the scope's close must not wait for it (it ends in the background)
+    yield* Effect.forkScoped(Effect.disconnect(follow(shares, shares.wakeShards)))
     const append = yield* makeBatcher(appendBatch(shares), { closed: appendUnanswered })
     const pause = Pg.pause(sharing.sql, sharing.statements)
     const drained = drain(shares)
