@@ -292,6 +292,13 @@ const wakePayload = (shards: ReadonlyArray<number>) => shards.length > notifyAtM
 const notifyShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
   run(`SELECT pg_notify($1, $2)`, [s.channel, wakePayload(shards)])
 
+/** The NOTIFY payload an instance sends itself, to hear that its LISTEN still works. */
+export const pingPayload = (instance: string) => `ping:${instance}`
+
+/** Sends `instance` its ping, through the channel every instance listens to. */
+export const ping = (run: Run, s: Statements, instance: string) =>
+  run(`SELECT pg_notify($1, $2)`, [s.channel, pingPayload(instance)])
+
 /**
  * The shared `append`: one statement under the append locks of the shards it
  * touches, which wakes their owners when it commits. The ids it did not

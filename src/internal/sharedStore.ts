@@ -29,6 +29,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -730,29 +731,80 @@ const forgetEnded = (shares: Shares): Effect.Effect<void, SqlError> =>
 const wakeOrPoll = (latch: Effect.Latch, millis: number) =>
   Effect.zipRight(Effect.timeoutOption(latch.await, Duration.millis(millis)), latch.close)
 
-/** Follows the journal's NOTIFY channel: a release wakes the shard loop, an append its shards' owner. */
+/**
+ * How often an instance checks that its LISTEN still hears the channel: it
+ * pings itself, and a ping not heard by the next check means the connection
+ * is gone. The client swallows the errors of its LISTEN connection, so a cut
+ * one would otherwise leave the instance waking only on its polls, for good.
+ */
+const hearingEvery = Duration.seconds(2)
+
+/** The LISTEN connection missed this instance's own ping. */
+class NotHeard extends Data.TaggedError("NotHeard")<{}> {}
+
+/** The LISTEN stream ended, which the client's never does while its connection lives. */
+class StreamEnded extends Data.TaggedError("StreamEnded")<{}> {}
+
+/** What a payload on the channel asks of this instance: a release wakes the shard loop, an append its shards' owner. */
+const onPayload = (shares: Shares, wakeShards: () => void, payload: string): void => {
+  if (payload === "free") return wakeShards()
+  if (payload === "*") return shares.wakeFetch()
+  if (payload === "halts") {
+    shares.haltsDue = true
+    return shares.wakeFetch()
+  }
+  if (payload.startsWith("outcome:")) {
+    if (payload.slice(8) !== shares.instance) return
+    shares.outcomesDue = true
+    return shares.wakeFetch()
+  }
+  if (payload.split(",").some((shard) => shares.owned.has(Number(shard)))) shares.wakeFetch()
+}
+
+/**
+ * Listens on the channel until the stream fails or ends, or a ping goes
+ * unheard. The stream is not waited for once it loses: its UNLISTEN has no
+ * timeout, which a stalled network never answers.
+ */
+const hearOnce = (
+  shares: Shares,
+  wakeShards: () => void,
+  listen: (channel: string) => Stream.Stream<string, SqlError>
+): Effect.Effect<never, SqlError | NotHeard | StreamEnded> =>
+  Effect.suspend(() => {
+    const s = shares.sharing.statements
+    const ping = Pg.pingPayload(shares.instance)
+    let heard = true
+    const listening = listen(s.channel).pipe(
+      Stream.runForEach((payload) =>
+        Effect.sync(() => {
+          if (payload === ping) heard = true
+          else onPayload(shares, wakeShards, payload)
+        })
+      ),
+      Effect.zipRight(Effect.fail(new StreamEnded()))
+    )
+    // a ping that could not be sent cannot be missed
+    const check = Effect.suspend(() => {
+      if (!heard) return Effect.fail(new NotHeard())
+      heard = false
+      return Pg.ping(shares.pool, s, shares.instance).pipe(Effect.catchAll(() => Effect.sync(() => heard = true)))
+    })
+    return Effect.raceFirst(
+      Effect.disconnect(listening),
+      Effect.forever(Effect.zipRight(Effect.sleep(hearingEvery), check))
+    )
+  })
+
+/** Follows the journal's NOTIFY channel, listening again whenever it stops hearing. */
 const follow = (shares: Shares, wakeShards: () => void) =>
   Option.match(shares.sharing.listen, {
     onNone: () => Effect.void,
     onSome: (listen) =>
-      listen(shares.sharing.statements.channel).pipe(
-        Stream.runForEach((payload) =>
-          Effect.sync(() => {
-            if (payload === "free") return wakeShards()
-            if (payload === "*") return shares.wakeFetch()
-            if (payload === "halts") {
-              shares.haltsDue = true
-              return shares.wakeFetch()
-            }
-            if (payload.startsWith("outcome:")) {
-              if (payload.slice(8) !== shares.instance) return
-              shares.outcomesDue = true
-              return shares.wakeFetch()
-            }
-            if (payload.split(",").some((shard) => shares.owned.has(Number(shard)))) shares.wakeFetch()
-          })
+      hearOnce(shares, wakeShards, listen).pipe(
+        Effect.tapErrorCause((cause) =>
+          Effect.logDebug("Sequent: journal LISTEN stopped hearing, listening again", cause)
         ),
-        Effect.tapErrorCause((cause) => Effect.logDebug("Sequent: journal LISTEN failed, retrying", cause)),
         Effect.retry(Schedule.spaced(Duration.seconds(1))),
         Effect.ignore
       )

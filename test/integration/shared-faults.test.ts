@@ -8,6 +8,7 @@
  *   so a timeout alone could not end one), and the client's LISTEN stream, whose UNLISTEN has no
  *   timeout, is not waited for.
  * - So does closing a single owner's, whose finalizer unlocks its tables.
+ * - A shared instance whose LISTEN connection is cut listens again on a new one.
  *
  * Every journal here uses tables prefixed `sequent_f<run>_<n>_`, dropped when the file finishes.
  */
@@ -78,19 +79,62 @@ const start = (proxy: FaultProxy.FaultProxy, tablePrefix: string, shared: boolea
     return { scope, sequent: context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service }
   })
 
+/** The backends listening on the channel of the journal `tablePrefix`. */
+const listeners = (tablePrefix: string) =>
+  Effect.flatMap(PgClient.PgClient, (sql) =>
+    Effect.map(
+      sql<{ readonly pid: number }>`SELECT pid FROM pg_stat_activity
+        WHERE query = ${`LISTEN "${tablePrefix}sequent"`} AND state = 'idle'`,
+      (rows) => rows.map((row) => row.pid)
+    ))
+
+/** What `sequent` answers to `Echo(n)`: `n`, once the journal works. */
+const echo = (sequent: DurableSequent.Service, n: number) =>
+  Typed.submit(new Echo({ n })).pipe(Effect.provideService(DurableSequent, sequent))
+
+/** An instance through a fresh proxy, once a task has gone through it. */
+const running = (tablePrefix: string, shared: boolean) =>
+  Effect.gen(function*() {
+    const proxy = yield* FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
+    const instance = yield* start(proxy, tablePrefix, shared)
+    assert.strictEqual(yield* echo(instance.sequent, 1), 1)
+    return { proxy, ...instance }
+  })
+
+describe("a shared instance whose LISTEN connection is cut", () => {
+  it.scopedLive(
+    "listens again on a new connection: the client swallows that connection's errors, so only a ping it misses tells",
+    () =>
+      Effect.gen(function*() {
+        const tablePrefix = run.fresh()
+        const a = yield* running(tablePrefix, true)
+        const sql = yield* PgClient.PgClient
+        let first: ReadonlyArray<number> = []
+        yield* eventually(
+          "the instance to listen",
+          Effect.map(listeners(tablePrefix), (pids) => (first = pids).length === 1)
+        )
+        yield* sql`SELECT pg_terminate_backend(${first[0]!})`
+        yield* eventually(
+          "the instance to listen again, on another connection",
+          Effect.map(listeners(tablePrefix), (pids) => pids.length === 1 && pids[0] !== first[0]),
+          Duration.seconds(20)
+        )
+        assert.strictEqual(yield* echo(a.sequent, 2), 2)
+        yield* closes(a.scope)
+      }).pipe(Effect.provide(PgClient.layer({ url }))),
+    120_000
+  )
+})
+
 describe("a journal whose network stalls", () => {
   it.scopedLive(
     "a shared instance's scope closes, its lock session stuck in a statement",
     () =>
       Effect.gen(function*() {
-        const proxy = yield* FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
         const tablePrefix = run.fresh()
-        const a = yield* start(proxy, tablePrefix, true)
-        assert.strictEqual(
-          yield* Typed.submit(new Echo({ n: 1 })).pipe(Effect.provideService(DurableSequent, a.sequent)),
-          1
-        )
-        yield* proxy.stall
+        const a = yield* running(tablePrefix, true)
+        yield* a.proxy.stall
         // the instance's heartbeat goes stale: its looks, on the lock session, are stuck
         const sql = yield* PgClient.PgClient
         yield* eventually(
@@ -110,13 +154,8 @@ describe("a journal whose network stalls", () => {
     "a single owner's scope closes",
     () =>
       Effect.gen(function*() {
-        const proxy = yield* FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
-        const a = yield* start(proxy, run.fresh(), false)
-        assert.strictEqual(
-          yield* Typed.submit(new Echo({ n: 1 })).pipe(Effect.provideService(DurableSequent, a.sequent)),
-          1
-        )
-        yield* proxy.stall
+        const a = yield* running(run.fresh(), false)
+        yield* a.proxy.stall
         yield* closes(a.scope)
       }),
     120_000
