@@ -150,6 +150,16 @@ describe("stop", () => {
       assert.strictEqual(yield* sequent.size, 0)
     }))
 
+  it.scoped("leaves no lane behind: a pause of a key after it makes none", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make()
+      yield* sequent.schedule(Effect.void, { key: "k" })
+      yield* sequent.stop
+      yield* sequent.pause("k")
+      assert.strictEqual(yield* sequent.laneCount, 0)
+      assert.deepStrictEqual((yield* sequent.status).lanes, [])
+    }))
+
   it.scoped("interrupts a task waiting out its backoff", () =>
     Effect.gen(function*() {
       const sequent = yield* Sequent.make({ retry: Schedule.spaced("1 minute") })

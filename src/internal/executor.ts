@@ -726,7 +726,8 @@ export class Executor<Entry, E> implements Intake {
 
   pause(key: string | undefined): void {
     if (key === undefined) this.paused = true
-    else this.laneFor(key).paused = true
+    // a stopped executor holds no lanes: a pause does not make one that nothing would ever reclaim
+    else if (this.phase !== STOPPED) this.laneFor(key).paused = true
     this.observer.paused(key)
   }
 
