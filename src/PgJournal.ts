@@ -201,15 +201,8 @@ export const lanes: Effect.Effect<ReadonlyArray<LaneView>, JournalError, Journal
 
 const lockKey = "hashtext(current_schema() || '.' || $2)"
 
-/**
- * The unlock a layer's finalizer runs, for at most two seconds. Finalizers
- * run uninterruptibly, and on a connection the network has stalled (no reply,
- * no reset) the statement never answers: the scope's close would wait for
- * ever. Made interruptible so the timeout can end it (the driver then cancels
- * it, in at most five seconds more); the lock goes with the connection.
- */
-const unlockOnClose = (unlock: Effect.Effect<unknown, SqlError>): Effect.Effect<void> =>
-  unlock.pipe(Effect.interruptible, Effect.timeoutOption(Duration.seconds(2)), Effect.ignore)
+/** The unlock a layer's finalizer runs, for at most two seconds: on a stalled network the lock goes with the connection. */
+const unlockOnClose = (unlock: Effect.Effect<unknown, SqlError>): Effect.Effect<void> => shared.bounded(unlock, 2_000)
 
 const acquireLock = (tablePrefix: string) =>
   Effect.gen(function*() {

@@ -19,6 +19,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
@@ -291,6 +292,17 @@ const wakePayload = (shards: ReadonlyArray<number>) => shards.length > notifyAtM
 /** Wakes the owners of `shards` once the transaction commits. */
 const notifyShards = (run: Run, s: Statements, shards: ReadonlyArray<number>) =>
   run(`SELECT pg_notify($1, $2)`, [s.channel, wakePayload(shards)])
+
+/**
+ * At most `millis` of `statements`, even in a finalizer: finalizers run
+ * uninterruptibly, and on a connection the network has stalled (no reply, no
+ * reset) a statement never answers, so a scope's close would wait for ever.
+ * Made interruptible so the timeout can end it; the driver then cancels it, in
+ * at most five seconds more. What it would have done is given up: closing
+ * goes on without it.
+ */
+export const bounded = (statements: Effect.Effect<unknown, SqlError>, millis: number): Effect.Effect<void> =>
+  statements.pipe(Effect.interruptible, Effect.timeout(Duration.millis(millis)), Effect.ignore)
 
 /** The NOTIFY payload an instance sends itself, to hear that its LISTEN still works. */
 export const pingPayload = (instance: string) => `ping:${instance}`

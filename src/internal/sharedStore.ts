@@ -424,21 +424,12 @@ const drained = (epoch: Epoch | undefined): boolean => {
 const onSession = (shares: Shares, use: (run: Pg.Run) => Effect.Effect<unknown, SqlError>) =>
   shares.session === undefined ? Effect.void : Effect.asVoid(use(shares.session.run))
 
-/**
- * At most `millis` of `statements` on the lock session, even in a finalizer:
- * finalizers run uninterruptibly, so a timeout could not end a statement the
- * network has stalled (no reply, no reset) unless it is made interruptible.
- * The driver then cancels it, in at most five seconds more.
- */
-const bounded = (statements: Effect.Effect<unknown, SqlError>, millis: number): Effect.Effect<void> =>
-  statements.pipe(Effect.interruptible, Effect.timeout(Duration.millis(millis)), Effect.ignore)
-
 /** Ends a session: its locks first (a live session goes back to the pool), then the connection. */
 const closeSession = (session: Session | undefined): Effect.Effect<void> =>
   session === undefined
     ? Effect.void
     : Effect.zipRight(
-      bounded(session.run(`SELECT pg_advisory_unlock_all()`, []), 2_000),
+      Pg.bounded(session.run(`SELECT pg_advisory_unlock_all()`, []), 2_000),
       Scope.close(session.scope, Exit.void)
     )
 
@@ -550,11 +541,10 @@ const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: 
  * leaves, as a clean shutdown does.
  */
 const drain = (shares: Shares): Effect.Effect<void> => {
-  const s = shares.sharing.statements
   const answered = Effect.zipRight(Effect.sleep(Duration.millis(shares.config.poll)), Effect.suspend(() => ended))
   const ended: Effect.Effect<void> = Effect.suspend(() => {
     if (shares.appended.size === 0) return shares.awaiting.size === 0 ? Effect.void : answered
-    return persist("flush", shares.appended.look((seqs) => Pg.stillPending(shares.pool, s, seqs))).pipe(
+    return persist("flush", lookAtAppended(shares)).pipe(
       Effect.zipRight(Effect.sleep(Duration.millis(shares.config.poll))),
       Effect.zipRight(ended)
     )
@@ -719,13 +709,13 @@ const fetchAll = (shares: Shares, tasks: Tasks, clock: Clock.Clock): Effect.Effe
     if (records.length === fetchLimit) yield* fetchAll(shares, tasks, clock)
   })
 
+/** Asks the journal which tasks this instance appended are still pending, and forgets the lanes of the others. */
+const lookAtAppended = (shares: Shares): Effect.Effect<void, SqlError> =>
+  shares.appended.look((seqs) => Pg.stillPending(shares.pool, shares.sharing.statements, seqs))
+
 /** Forgets, when enough have piled up, the lanes whose last task appended here has ended elsewhere. */
 const forgetEnded = (shares: Shares): Effect.Effect<void, SqlError> =>
-  Effect.suspend(() =>
-    shares.appended.lookDue
-      ? shares.appended.look((seqs) => Pg.stillPending(shares.pool, shares.sharing.statements, seqs))
-      : Effect.void
-  )
+  Effect.suspend(() => shares.appended.lookDue ? lookAtAppended(shares) : Effect.void)
 
 /** Waits for `latch` to open, or `millis`, then closes it for the next wait. */
 const wakeOrPoll = (latch: Effect.Latch, millis: number) =>
@@ -922,7 +912,10 @@ const shutdown = (shares: Shares, instance: string) =>
     const session = shares.loseAll()
     if (session === undefined) return Effect.void
     const s = shares.sharing.statements
-    return bounded(Effect.zipRight(Pg.release(session.run, s, shards), Pg.forget(session.run, s, [instance])), 5_000)
+    return Pg.bounded(
+      Effect.zipRight(Pg.release(session.run, s, shards), Pg.forget(session.run, s, [instance])),
+      5_000
+    )
       .pipe(Effect.zipRight(closeSession(session)))
   })
 
