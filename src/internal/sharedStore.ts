@@ -139,6 +139,11 @@ class Shares {
   readonly pool: Pg.Run
   /** When the last look at the shards succeeded (the heartbeat is at most `heartbeat` older). */
   lastLook = 0
+  /**
+   * Whether a look outlived `trustedUntil`: this instance gave up its shards
+   * then, and ends the session once the look ends.
+   */
+  fenced = false
   /** What this instance appended and has not seen end: a flush waits for it. */
   readonly appended = new Appended()
   /** While a flush waits for this instance's tasks: the owned shards are still read. */
@@ -165,14 +170,24 @@ class Shares {
   }
 
   /**
-   * Whether this instance can trust that it still owns its shards: its last
-   * look is younger than half of `hungAfter`. After a pause (SIGSTOP, a
-   * frozen VM) the clock has moved on and it is not, so nothing new starts
-   * before a look has checked the lock session; the others may have ended
-   * it meanwhile.
+   * Until when this instance can trust that it still owns its shards, by its
+   * own clock: its last look, plus half of what is left of `hungAfter` once
+   * the heartbeat's age (at most `heartbeat` more than the look's) is taken
+   * off. The others end its session only once its heartbeat is `hungAfter`
+   * old, so the other half is the margin in which it stops its tasks.
+   */
+  trustedUntil(): number {
+    return this.lastLook + (this.config.hungAfter - this.config.heartbeat) / 2
+  }
+
+  /**
+   * Whether this instance can trust that it still owns its shards. After a
+   * pause (SIGSTOP, a frozen VM) the clock has moved on and it cannot, so
+   * nothing new starts before a look has checked the lock session; the
+   * others may have ended it meanwhile.
    */
   isFresh(): boolean {
-    return this.clock.unsafeCurrentTimeMillis() - this.lastLook < this.config.hungAfter / 2
+    return this.clock.unsafeCurrentTimeMillis() < this.trustedUntil()
   }
 
   /** Waits until a look has confirmed the session, when the last one is too old. */
@@ -232,8 +247,21 @@ class Shares {
     for (const fiber of epoch.tasks) fiber.unsafeInterruptAsFork(this.fiberId)
   }
 
-  loseAll(): Session | undefined {
+  private loseShards(): void {
     for (const epoch of Array.from(this.owned.values())) this.lose(epoch)
+  }
+
+  /** Gives up every shard while a look still runs on the session, which its end closes. Whether there were any. */
+  fence(): boolean {
+    if (this.owned.size === 0) return false
+    this.fenced = true
+    this.loseShards()
+    return true
+  }
+
+  loseAll(): Session | undefined {
+    this.loseShards()
+    this.fenced = false
     const session = this.session
     this.session = undefined
     return session
@@ -1043,6 +1071,34 @@ const answerLost = (shares: Shares): Effect.Effect<void, SqlError> =>
     })
   })
 
+/**
+ * Gives up every shard at once, and says so, if `look` still runs when this
+ * instance can no longer trust that it owns them: a look stuck on a network
+ * that stalls would otherwise let the tasks of its lanes run on while another
+ * instance ends its session and runs them too. A stuck statement ends only
+ * when the network does, so the session is closed once the look ends.
+ */
+const watchedLook = <E>(shares: Shares, look: Effect.Effect<void, E>): Effect.Effect<void, E | JournalError> => {
+  const fence = Effect.suspend(() =>
+    Effect.sleep(Duration.millis(Math.max(0, shares.trustedUntil() - shares.clock.unsafeCurrentTimeMillis())))
+  ).pipe(
+    Effect.zipRight(Effect.suspend(() =>
+      shares.fence()
+        ? Effect.logWarning(
+          "Sequent: the journal's lock session has not answered in time; this instance stops the tasks of its shards and gives them up"
+        )
+        : Effect.void
+    ))
+  )
+  return Effect.scoped(Effect.zipRight(Effect.forkScoped(fence), look)).pipe(
+    Effect.zipRight(Effect.suspend(() =>
+      shares.fenced
+        ? Effect.fail(new JournalError({ reason: "the lock session answered too late to be trusted" }))
+        : Effect.void
+    ))
+  )
+}
+
 /** The loop that looks at the shards every `poll`, or when woken. A failed look loses every shard. */
 const shardLoop = (
   shares: Shares,
@@ -1052,7 +1108,7 @@ const shardLoop = (
   latch: Effect.Latch
 ) => {
   const beat = { at: 0 }
-  const once = permit(look(shares, instance, clock, beat)).pipe(
+  const once = watchedLook(shares, permit(look(shares, instance, clock, beat))).pipe(
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.logWarning(
         "Sequent: the journal's lock session failed; this instance owns no shard until it has a new one",

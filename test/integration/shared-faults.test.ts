@@ -14,6 +14,7 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -38,7 +39,13 @@ class Echo extends Schema.TaggedRequest<Echo>()("Echo", {
   success: Schema.Int,
   failure: Schema.Never
 }) {}
-const Tasks = TaskKind.make(Echo)
+/** A task whose handler each instance chooses: it may hold its lane for as long as the test needs. */
+class Hold extends Schema.TaggedRequest<Hold>()("Hold", {
+  payload: { n: Schema.Int },
+  success: Schema.Int,
+  failure: Schema.Never
+}) {}
+const Tasks = TaskKind.make(Echo, Hold)
 const Typed = DurableSequent.typed(Tasks)
 
 /** The journal's URL with the proxy on `port` in place of the server. */
@@ -62,15 +69,20 @@ const closes = (scope: Scope.CloseableScope) =>
     Effect.disconnect
   )
 
-/** An instance on the journal through `proxy`, in a scope of its own that the test closes. */
-const start = (proxy: FaultProxy.FaultProxy, tablePrefix: string, shared: boolean) =>
+/** An instance on the journal at `journalUrl`, in a scope of its own that the test closes. */
+const start = (
+  journalUrl: Redacted.Redacted,
+  tablePrefix: string,
+  shared: boolean,
+  hold: (n: number) => Effect.Effect<number> = Effect.succeed
+) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Effect.ignore(closes(scope)))
     const layer = Durable.layer({ retry: Schedule.recurs(0), closeGracePeriod: 0 }).pipe(
-      Layer.provide(Tasks.handlers({ Echo: ({ n }: Echo) => Effect.succeed(n) })),
+      Layer.provide(Tasks.handlers({ Echo: ({ n }: Echo) => Effect.succeed(n), Hold: ({ n }: Hold) => hold(n) })),
       Layer.provide(PgJournal.layer({
-        url: through(proxy.port),
+        url: journalUrl,
         tablePrefix,
         sharing: shared ? { shards: 4, heartbeat: Duration.millis(200), hungAfter: Duration.seconds(4) } : undefined
       }))
@@ -96,7 +108,7 @@ const echo = (sequent: DurableSequent.Service, n: number) =>
 const running = (tablePrefix: string, shared: boolean) =>
   Effect.gen(function*() {
     const proxy = yield* FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
-    const instance = yield* start(proxy, tablePrefix, shared)
+    const instance = yield* start(through(proxy.port), tablePrefix, shared)
     assert.strictEqual(yield* echo(instance.sequent, 1), 1)
     return { proxy, ...instance }
   })
@@ -147,6 +159,36 @@ describe("a journal whose network stalls", () => {
         )
         yield* closes(a.scope)
       }).pipe(Effect.provide(PgClient.layer({ url }))),
+    120_000
+  )
+
+  it.scopedLive(
+    "a shared instance stops its running task before another instance can take its lane, which then runs it",
+    () =>
+      Effect.gen(function*() {
+        const tablePrefix = run.fresh()
+        const proxy = yield* FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
+        const started = yield* Deferred.make<void>()
+        const stopped = yield* Deferred.make<void>()
+        const a = yield* start(through(proxy.port), tablePrefix, true, () =>
+          Deferred.succeed(started, undefined).pipe(
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Deferred.succeed(stopped, undefined))
+          ))
+        yield* Typed.schedule(new Hold({ n: 1 })).pipe(Effect.provideService(DurableSequent, a.sequent))
+        yield* Deferred.await(started)
+        yield* proxy.stall
+        // the other instance reaches the server; it takes the lane once the first one's heartbeat is `hungAfter` old
+        const stoppedBeforeTakeover = yield* Deferred.make<boolean>()
+        yield* start(url, tablePrefix, true, (n) =>
+          Effect.as(
+            Effect.flatMap(Deferred.isDone(stopped), (done) => Deferred.succeed(stoppedBeforeTakeover, done)),
+            n
+          ))
+        assert.isTrue(yield* Deferred.await(stoppedBeforeTakeover), "the stalled instance's task still ran")
+        yield* proxy.resume
+        yield* closes(a.scope)
+      }),
     120_000
   )
 
