@@ -71,9 +71,8 @@ export const make = (kinds: ReadonlyMap<string, Kind>) => {
   /** The text of `encoded`, and the task decoded from it; or why the task cannot be stored. */
   const store = (kind: Kind, task: Task, encoded: unknown): Effect.Effect<Stored, SequentInvalidTaskError> => {
     const tag = task._tag
-    const text = Either.try({ try: () => JSON.stringify(encoded) as string | undefined, catch: messageOf })
-    if (Either.isLeft(text)) return invalid(tag, `it cannot be written as JSON: ${text.left}`)
-    if (text.right === undefined) return invalid(tag, `it encodes to ${describe(encoded)}, which is not JSON`)
+    const text = jsonText(tag, encoded)
+    if (Either.isLeft(text)) return Either.left(text.left)
     const payload = text.right
     const changed = faithful(encoded)
     if (changed === EXACT && plainOf(kind)) return Either.right({ payload, task })
@@ -86,13 +85,7 @@ export const make = (kinds: ReadonlyMap<string, Kind>) => {
     const json: unknown = JSON.parse(payload)
     const decoded = decoderOf(kind)(json)
     if (Either.isRight(decoded)) return Either.right({ payload, task: decoded.right })
-    return Schema.decodeUnknown(kind)(json).pipe(
-      Effect.mapBoth({
-        onFailure: (error) =>
-          new SequentInvalidTaskError({ tag, reason: `its stored form does not decode: ${error.message}` }),
-        onSuccess: (task): Stored => ({ payload, task })
-      })
-    )
+    return storedAfterDecoding(kind, tag, payload, json)
   }
 
   return {
@@ -128,6 +121,32 @@ export const make = (kinds: ReadonlyMap<string, Kind>) => {
 }
 
 const invalid = (tag: string, reason: string) => Either.left(new SequentInvalidTaskError({ tag, reason }))
+
+/** `encoded` as JSON text; or why it cannot be stored. */
+const jsonText = (tag: string, encoded: unknown): Either.Either<string, SequentInvalidTaskError> => {
+  const text = Either.try({ try: () => JSON.stringify(encoded) as string | undefined, catch: messageOf })
+  if (Either.isLeft(text)) return invalid(tag, `it cannot be written as JSON: ${text.left}`)
+  if (text.right === undefined) return invalid(tag, `it encodes to ${describe(encoded)}, which is not JSON`)
+  return Either.right(text.right)
+}
+
+/**
+ * The stored form of a task whose JSON the synchronous decoder refused: the
+ * effectful path, for an asynchronous schema, or to say why it does not decode.
+ */
+const storedAfterDecoding = (
+  kind: Kind,
+  tag: string,
+  payload: string,
+  json: unknown
+): Effect.Effect<Stored, SequentInvalidTaskError> =>
+  Schema.decodeUnknown(kind)(json).pipe(
+    Effect.mapBoth({
+      onFailure: (error) =>
+        new SequentInvalidTaskError({ tag, reason: `its stored form does not decode: ${error.message}` }),
+      onSuccess: (task): Stored => ({ payload, task })
+    })
+  )
 
 const cached = <V>(cache: Map<Kind, V>, kind: Kind, build: (kind: Kind) => V): V => {
   const known = cache.get(kind)
