@@ -75,10 +75,10 @@ export interface MakeOptions {
  * - `hungAfter`: how old an instance's heartbeat may grow before the others
  *   end its session and take its shards (default 10 seconds). Make it several
  *   heartbeats long: an instance that pauses longer (a long GC, a frozen VM)
- *   loses its shards. An instance whose lock session has not answered for
- *   `(hungAfter - heartbeat) / 2` since its last look (a network that
- *   stalls) stops the tasks of its shards and gives them up, before the
- *   others can end its session.
+ *   loses its shards. An instance whose last heartbeat is
+ *   `(hungAfter + heartbeat) / 2` old while its lock session does not answer
+ *   (a network that stalls) stops the tasks of its shards and gives them up,
+ *   before the others can end its session.
  *
  * @since 0.2.0
  * @category models

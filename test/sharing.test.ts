@@ -60,7 +60,17 @@ describe("plan", () => {
     assert.deepStrictEqual(decided.take, [])
   })
 
-  it("holding (not started, or flushing), an instance takes and releases nothing, but still ends hung ones", () => {
+  it("flushing, an instance keeps more than its share but takes free shards up to it: the tasks it waits for may be there", () => {
+    // a third instance left, and its shards are free; this one holds 0-6 of 16, one other instance is live
+    const survey: Survey = { me, instances: [instance(me), instance(200)], locks: locks(me, range(0, 7)) }
+    assert.deepStrictEqual(plan(survey, 16, new Set(range(0, 7)), identity, "take").take, [7])
+    const alone: Survey = { me, instances: [instance(me)], locks: locks(me, range(0, 12)) }
+    assert.deepStrictEqual(plan(alone, 16, new Set(range(0, 12)), identity, "take").take, range(12, 16))
+    const above: Survey = { me, instances: [instance(me), instance(200)], locks: locks(me, range(0, 12)) }
+    assert.deepStrictEqual(plan(above, 16, new Set(range(0, 12)), identity, "take").release, [])
+  })
+
+  it("holding (not started, or handing over), an instance takes and releases nothing, but still ends hung ones", () => {
     const survey: Survey = {
       me,
       instances: [instance(me), instance(200), instance(300, false, true)],

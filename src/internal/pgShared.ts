@@ -479,10 +479,11 @@ export const complete = (run: Run, s: Statements, seqs: ReadonlyArray<number>) =
  */
 const answer = (s: Statements, outcomes: string, channel: string) =>
   `answer AS (
-    INSERT INTO ${s.outcomes} (id, awaited_by, tag, exit)
-    SELECT o.id, o.awaited_by, o.tag, o.exit FROM ${outcomes} JOIN d ON d.id = o.id
+    INSERT INTO ${s.outcomes} (id, awaited_by, tag, exit, seq)
+    SELECT o.id, o.awaited_by, o.tag, o.exit, d.seq FROM ${outcomes} JOIN d ON d.id = o.id
     WHERE EXISTS (SELECT 1 FROM ${s.instances} i WHERE i.id = o.awaited_by)
-    ON CONFLICT (id) DO UPDATE SET awaited_by = EXCLUDED.awaited_by, tag = EXCLUDED.tag, exit = EXCLUDED.exit
+    ON CONFLICT (id) DO UPDATE
+      SET awaited_by = EXCLUDED.awaited_by, tag = EXCLUDED.tag, exit = EXCLUDED.exit, seq = EXCLUDED.seq
     RETURNING awaited_by
   )
   SELECT pg_notify(${channel}, 'outcome:' || a) FROM (SELECT DISTINCT awaited_by AS a FROM answer) w`
@@ -499,7 +500,7 @@ export const completeAnswering = (
   outcomes: ReadonlyArray<Outcome>
 ) =>
   outcomes.length === 0 ? complete(run, s, seqs) : run(
-    `WITH d AS (DELETE FROM ${s.pending} WHERE seq = ANY($1::bigint[]) RETURNING id), ${
+    `WITH d AS (DELETE FROM ${s.pending} WHERE seq = ANY($1::bigint[]) RETURNING id, seq), ${
       answer(s, "unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS o(id, awaited_by, tag, exit)", "$6")
     }`,
     [
@@ -512,12 +513,22 @@ export const completeAnswering = (
     ]
   )
 
+/**
+ * An outcome kept for an instance, with the seq of the task it is the outcome
+ * of: an id is free again once its task has completed, so only the seq tells
+ * a caller's own task from an earlier one under the same id (`null` from a
+ * version that kept no seq).
+ */
+export interface KeptOutcome {
+  readonly id: string
+  readonly tag: string
+  readonly exit: string
+  readonly seq: number | string | null
+}
+
 /** Takes the outcomes kept for `instance`. */
 export const takeOutcomes = (run: Run, s: Statements, instance: string) =>
-  run<Outcome & { readonly awaited_by: string }>(
-    `DELETE FROM ${s.outcomes} WHERE awaited_by = $1 RETURNING id, awaited_by, tag, exit`,
-    [instance]
-  )
+  run<KeptOutcome>(`DELETE FROM ${s.outcomes} WHERE awaited_by = $1 RETURNING id, tag, exit, seq`, [instance])
 
 /** Records a failed attempt (on the lock session). */
 export const attemptFailed = (run: Run, s: Statements, seq: number, attempts: number) =>
@@ -681,9 +692,9 @@ export interface Plan {
  * should own at most `ceil(shards / live)` shards: an instance above that
  * releases the excess, one below takes free shards, in the order `order`
  * gives (a random one, so that instances starting together do not all try
- * the same shards). In `"hold"` mode (not started yet, or flushing) it takes
- * and releases nothing: a flushing instance finishes what it holds, then
- * hands every shard back at once.
+ * the same shards). In `"take"` mode (flushing) it takes its share of the
+ * free shards but releases none: a flushing instance finishes what it holds,
+ * then hands every shard back at once. In `"hold"` mode it does neither.
  *
  * @internal
  */
@@ -692,7 +703,7 @@ export const plan = (
   shards: number,
   owned: ReadonlySet<number>,
   order: (free: Array<number>) => ReadonlyArray<number>,
-  mode: "share" | "hold"
+  mode: ShareMode
 ): Plan => {
   const others = survey.instances.filter((i) => i.pid !== survey.me)
   const live = 1 + others.filter((i) => i.fresh && i.connected).length
@@ -702,14 +713,16 @@ export const plan = (
   const taken = new Set(survey.locks.map((l) => l.shard))
   const free: Array<number> = []
   for (let shard = 0; shard < shards; shard++) if (!taken.has(shard)) free.push(shard)
-  const sharing = mode === "share"
   return {
-    release: sharing && mine.length > target ? mine.slice(target) : [],
-    take: sharing && mine.length < target ? order(free).slice(0, target - mine.length) : [],
+    release: mode === "share" && mine.length > target ? mine.slice(target) : [],
+    take: mode !== "hold" && mine.length < target ? order(free).slice(0, target - mine.length) : [],
     terminate: others.filter((i) => !i.fresh && i.connected && holders.has(i.pid)),
     forget: others.filter((i) => !i.connected).map((i) => i.id)
   }
 }
+
+/** How an instance shares the shards (see `plan`). @internal */
+export type ShareMode = "share" | "take" | "hold"
 
 /** The PostgreSQL client's `listen`, when the journal has one. */
 export type Listen = Option.Option<(channel: string) => Stream.Stream<string, SqlError>>

@@ -81,6 +81,12 @@ interface Epoch {
   readonly halted: Map<string, boolean>
   /** Attempts of this epoch's tasks still running. */
   running: number
+  /**
+   * Attempts of this epoch that succeeded and whose completion is not written
+   * yet: a shard handed over keeps its lock until they are, or its tasks would
+   * run again where it goes.
+   */
+  committing: number
   /** The fibers of those attempts, interrupted when the epoch ends. */
   readonly tasks: Set<Fiber.RuntimeFiber<unknown, unknown>>
   /** The shard's earlier epochs here with tasks still running: the shard is read only once those have ended. */
@@ -103,11 +109,11 @@ interface Session {
   readonly scope: Scope.CloseableScope
 }
 
-/** A `submit` caller of this instance: `stored` once its append has answered. */
+/** A `submit` caller of this instance: the seq of its task once its append has answered (it is stored then). */
 interface Awaiting {
   readonly waiter: Waiter
   readonly tag: string
-  stored: boolean
+  seq: number | undefined
 }
 
 /** Why a task of a lost shard stops: its lane is evicted, so no one sees this but the task. */
@@ -130,6 +136,11 @@ class Shares {
    * outcome kept by another instance answers it.
    */
   readonly awaiting = new Map<string, Awaiting>()
+  /**
+   * Outcomes taken for callers whose append had not answered yet: whether one
+   * is theirs, its seq tells once the append has answered.
+   */
+  readonly early = new Map<string, Pg.KeptOutcome>()
   /** Whether an outcome was kept for this instance since it last took them, and when it last did. */
   outcomesDue = false
   outcomesTakenAt = 0
@@ -137,8 +148,11 @@ class Shares {
   lostCheckedAt = 0
   /** Statements on the client's pool: reads and appends, which need no fence. */
   readonly pool: Pg.Run
-  /** When the last look at the shards succeeded (the heartbeat is at most `heartbeat` older). */
-  lastLook = 0
+  /**
+   * When this instance sent the last heartbeat the server has confirmed: the
+   * others judge it by that heartbeat, whatever looks came after.
+   */
+  beatAt = 0
   /**
    * Whether a look outlived `trustedUntil`: this instance gave up its shards
    * then, and ends the session once the look ends.
@@ -171,13 +185,15 @@ class Shares {
 
   /**
    * Until when this instance can trust that it still owns its shards, by its
-   * own clock: its last look, plus half of what is left of `hungAfter` once
-   * the heartbeat's age (at most `heartbeat` more than the look's) is taken
-   * off. The others end its session only once its heartbeat is `hungAfter`
-   * old, so the other half is the margin in which it stops its tasks.
+   * own clock. The others end its session once its last heartbeat is
+   * `hungAfter` old; a look writes a new one once the last is `heartbeat`
+   * old. So trust lasts `heartbeat` beyond that, plus half of the rest of
+   * `hungAfter`: the other half is the margin in which this instance stops
+   * its tasks before anyone can run them elsewhere.
    */
   trustedUntil(): number {
-    return this.lastLook + (this.config.hungAfter - this.config.heartbeat) / 2
+    const { heartbeat, hungAfter } = this.config
+    return this.beatAt + heartbeat + (hungAfter - heartbeat) / 2
   }
 
   /**
@@ -198,9 +214,8 @@ class Shares {
     return this.fresh.await
   })
 
-  looked(): void {
-    const wasFresh = this.isFresh()
-    this.lastLook = this.clock.unsafeCurrentTimeMillis()
+  /** A look has confirmed the session; `wasFresh`, whether this instance still trusted it when the look began. */
+  looked(wasFresh: boolean): void {
     this.fresh.unsafeOpen()
     if (!wasFresh) this.wakeFetch()
   }
@@ -220,6 +235,7 @@ class Shares {
       haltsRead: false,
       halted: new Map(),
       running: 0,
+      committing: 0,
       tasks: new Set(),
       previous,
       lanes: new Set(),
@@ -375,12 +391,27 @@ class Shares {
   }
 
   /** A task of `epoch` has ended: once none runs, the shard can be read again, or handed over. */
-  ended(epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>): void {
+  ended(epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>, exit: Exit.Exit<unknown, unknown>): void {
     epoch.tasks.delete(fiber)
     epoch.running--
+    this.succeeded(epoch, exit)
     if (epoch.running > 0) return
     if (!epoch.alive) this.wakeFetch()
     else if (epoch.releaseBy !== undefined) this.wakeShards()
+  }
+
+  /** Counts an attempt of `epoch` that succeeded until its completion is written (`false` is a failure). */
+  succeeded(epoch: Epoch, exit: Exit.Exit<unknown, unknown>): void {
+    if (Exit.isSuccess(exit) && exit.value !== false) epoch.committing++
+  }
+
+  /** The completion of `job` is written, or was not written because its shard is no longer owned here. */
+  committed(job: Job): void {
+    const held = this.held.get(job.seq)
+    if (held === undefined || held.job !== job || held.epoch.committing === 0) return
+    const epoch = held.epoch
+    epoch.committing--
+    if (epoch.releaseBy !== undefined && epoch.running === 0 && epoch.committing === 0) this.wakeShards()
   }
 
   /** The epochs whose shard can be read now: owned, not being handed over, and with no task of an earlier epoch still running. */
@@ -406,11 +437,15 @@ class Shares {
     for (const lane of epoch.lanes) this.intake.evict(keyOf(lane))
   }
 
-  /** The shards being handed over whose lock can go now: their attempts have ended, or the grace is over. */
+  /**
+   * The shards being handed over whose lock can go now: their attempts have
+   * ended and their completions are written, or the grace is over.
+   */
   releasable(now: number): Array<Epoch> {
     const out: Array<Epoch> = []
     for (const epoch of this.owned.values()) {
-      if (epoch.releaseBy !== undefined && (epoch.running === 0 || now >= epoch.releaseBy)) out.push(epoch)
+      if (epoch.releaseBy === undefined) continue
+      if ((epoch.running === 0 && epoch.committing === 0) || now >= epoch.releaseBy) out.push(epoch)
     }
     return out
   }
@@ -430,12 +465,15 @@ const endOf = (epoch: Epoch, exit: Exit.Exit<unknown, unknown>): Effect.Effect<u
  */
 const awaitTask = (shares: Shares, epoch: Epoch, fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
   const exit = fiber.unsafePoll()
-  if (exit !== null) return endOf(epoch, exit)
+  if (exit !== null) {
+    shares.succeeded(epoch, exit)
+    return endOf(epoch, exit)
+  }
   epoch.running++
   epoch.tasks.add(fiber)
   // the epoch may have ended while the task took its first step
   if (!epoch.alive) fiber.unsafeInterruptAsFork(fiber.id())
-  fiber.addObserver(() => shares.ended(epoch, fiber))
+  fiber.addObserver((end) => shares.ended(epoch, fiber, end))
   return Effect.interruptible(Effect.async<unknown, unknown>((resume) => {
     fiber.addObserver((end) => resume(endOf(epoch, end)))
     return Fiber.interrupt(fiber)
@@ -502,31 +540,32 @@ const shuffled = (free: Array<number>) => Effect.map(Random.shuffle(free), (chun
  * One look at the shards, on the lock session, under the permit: heartbeat,
  * survey, then end hung instances, release the excess, take a fair share.
  */
-const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: number }) =>
+const look = (shares: Shares, instance: string, clock: Clock.Clock) =>
   Effect.gen(function*() {
     const s = shares.sharing.statements
     // after a flush, the instance leaves as a clean shutdown does: it no longer counts in anyone's fair share
     if (shares.handedOver) return yield* shutdown(shares, instance)
+    const wasFresh = shares.isFresh()
     if (shares.session === undefined) {
+      const opening = clock.unsafeCurrentTimeMillis()
       shares.session = yield* openSession(shares, instance)
-      beat.at = clock.unsafeCurrentTimeMillis()
+      shares.beatAt = opening
     }
     const run = shares.session.run
     const now = clock.unsafeCurrentTimeMillis()
-    if (now - beat.at >= s.config.heartbeat) {
+    if (now - shares.beatAt >= s.config.heartbeat) {
       yield* Pg.heartbeat(run, s, instance)
-      beat.at = now
+      shares.beatAt = now
     }
     const seen = yield* Pg.survey(run, s)
     const moved = Pg.sessionMoved(seen, instance)
     if (moved !== undefined) return yield* new JournalError({ reason: moved })
     const order = yield* shuffled(Array.from({ length: s.config.shards }, (_, i) => i))
     const rank = new Map(order.map((shard, i) => [shard, i]))
-    const holding = !shares.active || !shares.intake.accepting
     const plan = Pg.plan(seen, s.config.shards, new Set(shares.owned.keys()), (free) =>
       free.sort((a, b) =>
         rank.get(a)! - rank.get(b)!
-      ), holding ? "hold" : "share")
+      ), shareMode(shares))
     for (const hung of plan.terminate) {
       yield* endHung(run, s, hung)
     }
@@ -558,8 +597,17 @@ const look = (shares: Shares, instance: string, clock: Clock.Clock, beat: { at: 
         shares.wakeFetch()
       }
     }
-    shares.looked()
+    shares.looked(wasFresh)
   })
+
+/**
+ * How this instance shares the shards: not started yet, or handing over, it
+ * takes and releases nothing. Flushing, it keeps what it holds but still
+ * takes free shards: the tasks it waits for may be in the shards of an
+ * instance that has left, and no one else may be left to take them.
+ */
+const shareMode = (shares: Shares): Pg.ShareMode =>
+  !shares.active ? "hold" : shares.intake.accepting ? "share" : shares.draining ? "take" : "hold"
 
 /**
  * Waits until every task this instance appended before its flush has ended,
@@ -842,9 +890,15 @@ const appended = (shares: Shares, appending: Appending, inserted: boolean, seq: 
   if (inserted) shares.appended.appended(entry.lane, seq)
   const awaiting = shares.awaiting.get(entry.id)
   if (waiter !== undefined && awaiting?.waiter === waiter) {
-    if (inserted) awaiting.stored = true
-    else {
+    if (inserted) {
+      awaiting.seq = seq
+      if (shares.early.has(entry.id)) {
+        shares.outcomesDue = true
+        shares.wakeFetch()
+      }
+    } else {
       shares.awaiting.delete(entry.id)
+      shares.early.delete(entry.id)
       waiter.done(Exit.fail(new SequentDuplicateTaskError({ tag: entry.tag, id: entry.id })))
     }
   }
@@ -853,7 +907,10 @@ const appended = (shares: Shares, appending: Appending, inserted: boolean, seq: 
 
 /** A task not appended: un-counted, its caller forgotten; its `schedule` fails. */
 const notAppended = (shares: Shares, appending: Appending) => {
-  if (shares.awaiting.get(appending.entry.id)?.waiter === appending.waiter) shares.awaiting.delete(appending.entry.id)
+  if (shares.awaiting.get(appending.entry.id)?.waiter === appending.waiter) {
+    shares.awaiting.delete(appending.entry.id)
+    shares.early.delete(appending.entry.id)
+  }
   shares.intake.release(appending.job, Exit.void)
 }
 
@@ -885,7 +942,7 @@ const storedAfterFailure = (shares: Shares, batch: ReadonlyArray<Appending>) => 
 const appendBatch = (shares: Shares) => (batch: ReadonlyArray<Appending>) =>
   Effect.suspend(() => {
     for (const { entry, waiter } of batch) {
-      if (waiter !== undefined) shares.awaiting.set(entry.id, { waiter, tag: entry.tag, stored: false })
+      if (waiter !== undefined) shares.awaiting.set(entry.id, { waiter, tag: entry.tag, seq: undefined })
     }
     return shares.sharing.append(batch.map(({ entry, waiter }) => ({
       entry,
@@ -936,6 +993,7 @@ const shutdown = (shares: Shares, instance: string) =>
   Effect.suspend(() => {
     for (const { waiter } of shares.awaiting.values()) waiter.done(Exit.fail(shutDown))
     shares.awaiting.clear()
+    shares.early.clear()
     const shards = Array.from(shares.owned.keys())
     const session = shares.loseAll()
     if (session === undefined) return Effect.void
@@ -981,7 +1039,13 @@ const taskSteps = (
         persist("attempt", fenced([job], (run) => Pg.attemptFailed(run, s, job.seq, job.attempts))),
       complete: (job, value) => {
         const written = (outcome: Pg.Outcome | undefined) =>
-          Effect.zipRight(persist("complete", complete({ job, outcome })), finished(job))
+          Effect.zipRight(
+            persist("complete", complete({ job, outcome })),
+            Effect.sync(() => {
+              shares.committed(job)
+              shares.finished(job)
+            })
+          )
         // most tasks have no caller waiting elsewhere: no outcome to encode, and no step for it
         return shares.awaited(job)
           ? Effect.flatMap(shares.outcomeFor(job, () => Exit.succeed(value), tasks), written)
@@ -1025,17 +1089,29 @@ const takeOutcomes = (shares: Shares, tasks: Tasks): Effect.Effect<void, SqlErro
     if (!shares.outcomesDue && now - shares.outcomesTakenAt < shares.config.poll) return Effect.void
     shares.outcomesDue = false
     shares.outcomesTakenAt = now
-    return Effect.flatMap(Pg.takeOutcomes(shares.pool, shares.sharing.statements, shares.instance), (rows) =>
-      Effect.forEach(rows, (row) => {
-        const awaiting = shares.awaiting.get(row.id)
-        if (awaiting === undefined) {
-          return Effect.void
-        }
-        shares.awaiting.delete(row.id)
-        return Effect.map(tasks.outcomes.decode(row.tag, row.exit), (exit) =>
-          awaiting.waiter.done(exit))
-      }, { discard: true }))
+    return Effect.flatMap(Pg.takeOutcomes(shares.pool, shares.sharing.statements, shares.instance), (rows) => {
+      const taken = [...shares.early.values(), ...rows]
+      shares.early.clear()
+      return Effect.forEach(taken, (row) => answerKept(shares, tasks, row), { discard: true })
+    })
   })
+
+/**
+ * Answers the caller an outcome was kept for, if it is the outcome of the
+ * caller's own task: not of an earlier task under the same id (answered
+ * here, its outcome kept all the same), nor of a caller gone.
+ */
+const answerKept = (shares: Shares, tasks: Tasks, row: Pg.KeptOutcome): Effect.Effect<void> => {
+  const awaiting = shares.awaiting.get(row.id)
+  if (awaiting === undefined) return Effect.void
+  if (awaiting.seq === undefined) {
+    shares.early.set(row.id, row)
+    return Effect.void
+  }
+  if (row.seq !== null && Number(row.seq) !== awaiting.seq) return Effect.void
+  shares.awaiting.delete(row.id)
+  return Effect.map(tasks.outcomes.decode(row.tag, row.exit), (exit) => awaiting.waiter.done(exit))
+}
 
 /** What a caller gets whose task ended with no outcome kept for it. */
 const lostOutcome = (tag: string) =>
@@ -1058,7 +1134,10 @@ const answerLost = (shares: Shares): Effect.Effect<void, SqlError> =>
     const now = shares.clock.unsafeCurrentTimeMillis()
     if (shares.awaiting.size === 0 || now - shares.lostCheckedAt < haltsEvery) return Effect.void
     shares.lostCheckedAt = now
-    const stored = Array.from(shares.awaiting).filter(([, awaiting]) => awaiting.stored).map(([id]) => id)
+    // a caller with an outcome taken early is answered by the next take
+    const stored = Array.from(shares.awaiting)
+      .filter(([id, awaiting]) => awaiting.seq !== undefined && !shares.early.has(id))
+      .map(([id]) => id)
     if (stored.length === 0) return Effect.void
     return Effect.map(Pg.awaitedBy(shares.pool, shares.sharing.statements, stored, shares.instance), (rows) => {
       const live = new Set(rows.map((row) => row.id))
@@ -1107,8 +1186,7 @@ const shardLoop = (
   permit: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E>,
   latch: Effect.Latch
 ) => {
-  const beat = { at: 0 }
-  const once = watchedLook(shares, permit(look(shares, instance, clock, beat))).pipe(
+  const once = watchedLook(shares, permit(look(shares, instance, clock))).pipe(
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.logWarning(
         "Sequent: the journal's lock session failed; this instance owns no shard until it has a new one",

@@ -171,6 +171,14 @@ const createSharedOutcomes = (prefix: string) =>
       yield* sql`ALTER TABLE ${sql(names.sharing)} ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE`
     }))
 
+/**
+ * The seq of the task an outcome is kept for: an id is free again once its
+ * task has completed, and a caller must get its own task's outcome, not that
+ * of an earlier task under the same id.
+ */
+const addOutcomeSeq = (prefix: string) =>
+  onPostgres(prefix, (sql, names) => sql`ALTER TABLE ${sql(names.outcomes)} ADD COLUMN seq BIGINT`)
+
 const runMigrations = Migrator.make({})
 
 /**
@@ -186,7 +194,8 @@ export const migrate = (prefix: string): Effect.Effect<void, JournalError, SqlCl
       "1_create_journal": createTables(names),
       "2_halted_lanes": createHaltedLanes(names),
       "3_shared": createSharedTables(prefix),
-      "4_shared_outcomes": createSharedOutcomes(prefix)
+      "4_shared_outcomes": createSharedOutcomes(prefix),
+      "5_outcome_seq": addOutcomeSeq(prefix)
     }),
     table: names.migrations
   }).pipe(

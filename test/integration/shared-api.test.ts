@@ -158,7 +158,7 @@ const twoInstances = Effect.gen(function*() {
   const submitOn = (on: { readonly sequent: DurableSequent.Service }, keys: ReadonlyArray<string>, from: number) =>
     Effect.forEach(keys, (key, i) => Typed.submit(new Where({ n: from + i }), { key }), { concurrency: "unbounded" })
       .pipe(Effect.provideService(DurableSequent, on.sequent))
-  return { a, b, answers, keysOf, log, started, submitOn, tablePrefix }
+  return { a, b, answers, keysOf, log, signals, started, submitOn, tablePrefix }
 })
 
 /** Polls `check` every 20 ms until it holds, failing after 10 s. */
@@ -191,6 +191,28 @@ describe("submit on a shared journal", () => {
         )
         assert.instanceOf(failed, Declined)
         assert.strictEqual((failed as Declined).order, "o-1")
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "a caller under an id whose earlier task has completed gets its own task's outcome, not the earlier one's",
+    () =>
+      Effect.gen(function*() {
+        const log: Log = []
+        const a = yield* start("A", run.fresh(), yield* makeSignals, log)
+        const submit = (n: number) =>
+          Typed.submit(new Where({ n }), { key: "k1", id: "same" }).pipe(
+            Effect.provideService(DurableSequent, a.sequent),
+            Effect.timeoutFail({
+              duration: Duration.seconds(20),
+              onTimeout: () => new Error(`submit ${n} never returned`)
+            })
+          )
+        // the first task's caller is answered here, where it ran; its outcome is kept for this instance all the same
+        assert.deepStrictEqual(yield* submit(1), { by: "A", n: 1 })
+        assert.deepStrictEqual(yield* submit(2), { by: "A", n: 2 })
+        assert.deepStrictEqual(log, ["A:1", "A:2"])
       }),
     60_000
   )
@@ -342,6 +364,34 @@ describe("flush on a shared journal", () => {
   )
 })
 
+describe("flush on a shared journal, when the other instance leaves", () => {
+  it.scopedLive(
+    "takes the shards no one else is left to take, so its tasks in them run and the flush returns",
+    () =>
+      Effect.gen(function*() {
+        const { a, b, keysOf, log, signals } = yield* twoInstances
+        const key = keysOf("B")[0]!
+        // A's task waits on B behind a task that holds B's lane
+        const gated = yield* Effect.fork(
+          Typed.submit(new Gated(), { key }).pipe(Effect.provideService(DurableSequent, a.sequent))
+        )
+        yield* Deferred.await(signals.gatedStarted)
+        yield* a.sequent.schedule(new Where({ n: 2000 }), { key })
+        const flushing = yield* Effect.fork(a.sequent.flush)
+        yield* eventually("A to be flushing", Effect.map(a.sequent.status, (status) => status.state === "flushing"))
+        // B leaves at once (no grace: its Gated attempt is stopped), and its shards are free
+        yield* Scope.close(b.scope, Exit.void)
+        yield* Deferred.succeed(signals.gate, void 0)
+        yield* Fiber.join(flushing).pipe(
+          Effect.timeoutFail({ duration: Duration.seconds(20), onTimeout: () => new Error("A's flush never returned") })
+        )
+        assert.strictEqual(yield* Fiber.join(gated), "A")
+        assert.include(log, "A:2000")
+      }),
+    60_000
+  )
+})
+
 describe("the mode lock on a shared journal", () => {
   it.scopedLive(
     "a single owner cannot start beside instances that own shards, even once their layer's lock connection is cut",
@@ -364,38 +414,79 @@ describe("the mode lock on a shared journal", () => {
   )
 })
 
+/**
+ * A alone, then B joining while a Gated task runs on A in a shard that moves to B: once B owns the 7
+ * shards A runs nothing in, and A keeps the eighth until the task has ended.
+ */
+const joiningWhileGated = Effect.gen(function*() {
+  const tablePrefix = run.fresh()
+  const signals = yield* makeSignals
+  const log: Log = []
+  const sql = yield* PgClient.PgClient
+  const a = yield* start("A", tablePrefix, signals, log)
+  const shardKey = (yield* sql<{ readonly k: number }>`
+    SELECT hashtext(current_schema() || '.' || ${tablePrefix} || ':shards') & 2147483647 AS k`)[0]!.k
+  const owners = sql<{ readonly pid: number; readonly shards: string }>`SELECT pid, count(*) AS shards
+    FROM pg_locks WHERE locktype = 'advisory' AND classid = ${shardKey}::int::oid AND objsubid = 2 AND granted
+    GROUP BY pid ORDER BY 2 DESC`
+  const owned = Effect.map(owners, (rows) => rows.map((row) => Number(row.shards)))
+  yield* eventually("A to own every shard", Effect.map(owned, (counts) => counts[0] === SHARDS))
+  // alone, A owns shards 0-15; with B it keeps 0-7, so a lane of shard 8 or above moves
+  const key = Array.from({ length: 64 }, (_, i) => `k${i}`).find((k) => shardOf(k, SHARDS) >= SHARDS / 2)!
+  const gated = yield* Effect.fork(
+    Typed.submit(new Gated(), { key }).pipe(Effect.provideService(DurableSequent, a.sequent))
+  )
+  yield* Deferred.await(signals.gatedStarted)
+  yield* start("B", tablePrefix, signals, log)
+  // B gets the shards A runs nothing in at once; the one with the task in flight waits for it
+  yield* eventually("B to own 7 shards", Effect.map(owned, (counts) => counts.join() === "9,7"))
+  const gatedRuns = () => log.filter((line) => line.startsWith("Gated"))
+  return { gated, gatedRuns, owned, pidOfA: (yield* owners)[0]!.pid, signals, sql, tablePrefix }
+})
+
 describe("a rebalance on a shared journal", () => {
   it.scopedLive(
     "an instance joining takes its share, and a task running in a shard handed over ends where it runs, once",
     () =>
       Effect.gen(function*() {
-        const tablePrefix = run.fresh()
-        const signals = yield* makeSignals
-        const log: Log = []
-        const sql = yield* PgClient.PgClient
-        const a = yield* start("A", tablePrefix, signals, log)
-        const shardKey = (yield* sql<{ readonly k: number }>`
-        SELECT hashtext(current_schema() || '.' || ${tablePrefix} || ':shards') & 2147483647 AS k`)[0]!.k
-        const owned = Effect.map(
-          sql<{ readonly shards: string }>`SELECT count(*) AS shards FROM pg_locks WHERE locktype = 'advisory'
-          AND classid = ${shardKey}::int::oid AND objsubid = 2 AND granted GROUP BY pid ORDER BY 1 DESC`,
-          (rows) => rows.map((row) => Number(row.shards))
-        )
-        yield* eventually("A to own every shard", Effect.map(owned, (counts) => counts[0] === SHARDS))
-        // alone, A owns shards 0-15; with B it keeps 0-7, so a lane of shard 8 or above moves
-        const key = Array.from({ length: 64 }, (_, i) => `k${i}`).find((k) => shardOf(k, SHARDS) >= SHARDS / 2)!
-        const gated = yield* Effect.fork(
-          Typed.submit(new Gated(), { key }).pipe(Effect.provideService(DurableSequent, a.sequent))
-        )
-        yield* Deferred.await(signals.gatedStarted)
-        yield* start("B", tablePrefix, signals, log)
-        // B gets the shards A runs nothing in at once; the one with the task in flight waits for it
-        yield* eventually("B to own 7 shards", Effect.map(owned, (counts) => counts.join() === "9,7"))
+        const { gated, gatedRuns, owned, signals } = yield* joiningWhileGated
         assert.isTrue(Option.isNone(yield* Fiber.poll(gated)))
         yield* Deferred.succeed(signals.gate, void 0)
         assert.strictEqual(yield* Fiber.join(gated).pipe(Effect.timeout(Duration.seconds(10))), "A")
         yield* eventually("a fair share each", Effect.map(owned, (counts) => counts.join() === "8,8"))
-        assert.deepStrictEqual(log.filter((line) => line.startsWith("Gated")), ["Gated:A"])
+        assert.deepStrictEqual(gatedRuns(), ["Gated:A"])
+      }).pipe(Effect.provide(PgClient.layer({ url }))),
+    60_000
+  )
+
+  it.scopedLive(
+    "a task that ends while a look holds the lock session commits before its shard goes, and runs once",
+    () =>
+      Effect.gen(function*() {
+        const { gated, gatedRuns, owned, pidOfA, signals, sql, tablePrefix } = yield* joiningWhileGated
+        // A's next look stops at its heartbeat, holding its lock session, while the table is locked
+        const table = `${tablePrefix}instances`
+        const unlock = yield* Deferred.make<void>()
+        const locked = yield* Effect.fork(sql.withTransaction(
+          Effect.zipRight(sql.unsafe(`LOCK TABLE "${table}" IN EXCLUSIVE MODE`), Deferred.await(unlock))
+        ))
+        yield* eventually(
+          "A's look to wait on the table",
+          Effect.map(
+            sql<{ readonly waiting: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_locks
+              WHERE relation = ${table}::regclass AND NOT granted AND pid = ${pidOfA}) AS waiting`,
+            (rows) => rows[0]!.waiting
+          )
+        )
+        // the task ends now: its completion waits for the session behind the look. Nothing outside can
+        // see it waiting, so the look is held a moment longer; the outcome does not depend on how long.
+        yield* Deferred.succeed(signals.gate, void 0)
+        yield* Effect.sleep("200 millis")
+        yield* Deferred.succeed(unlock, void 0)
+        yield* Fiber.join(locked)
+        assert.strictEqual(yield* Fiber.join(gated).pipe(Effect.timeout(Duration.seconds(10))), "A")
+        yield* eventually("a fair share each", Effect.map(owned, (counts) => counts.join() === "8,8"))
+        assert.deepStrictEqual(gatedRuns(), ["Gated:A"])
       }).pipe(Effect.provide(PgClient.layer({ url }))),
     60_000
   )
