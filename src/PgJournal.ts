@@ -77,7 +77,8 @@ export interface MakeOptions {
  *   heartbeats long: an instance that pauses longer (a long GC, a frozen VM)
  *   loses its shards. An instance whose last heartbeat is
  *   `(hungAfter + heartbeat) / 2` old while its lock session does not answer
- *   (a network that stalls) stops the tasks of its shards and gives them up,
+ *   (a network that stalls) stops the tasks of its shards and gives them up
+ *   once `min(heartbeat, (hungAfter - heartbeat) / 2)` more has passed,
  *   before the others can end its session.
  *
  * @since 0.2.0

@@ -40,6 +40,9 @@ export const nextTurn = (callback: () => void): void => {
   if (waiting.push(callback) === 1) later(turn)
 }
 
+/** Waits for the event loop's next turn: the timers and I/O that are due have run when it resumes. */
+export const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => nextTurn(() => resume(Effect.void)))
+
 /** How long the executor keeps the event loop before it lets it turn: until the clock's millisecond changes. */
 const HOLD_MILLIS = 1
 

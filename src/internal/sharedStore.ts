@@ -47,6 +47,7 @@ import { SequentDuplicateTaskError, SequentOutcomeError, SequentStoppedError } f
 import { Appended } from "./appended.js"
 import { makeBatcher } from "./batcher.js"
 import { appendUnanswered, isEither, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
+import { eventLoopTurn } from "./eventLoop.js"
 import type { Job } from "./lane.js"
 import * as Pg from "./pgShared.js"
 import type { Intake } from "./store.js"
@@ -1157,26 +1158,39 @@ const answerLost = (shares: Shares): Effect.Effect<void, SqlError> =>
  * instance ends its session and runs them too. A stuck statement ends only
  * when the network does, so the session is closed once the look ends.
  */
-const watchedLook = <E>(shares: Shares, look: Effect.Effect<void, E>): Effect.Effect<void, E | JournalError> => {
-  const fence = Effect.suspend(() =>
-    Effect.sleep(Duration.millis(Math.max(0, shares.trustedUntil() - shares.clock.unsafeCurrentTimeMillis())))
-  ).pipe(
-    Effect.zipRight(Effect.suspend(() =>
-      shares.fence()
-        ? Effect.logWarning(
-          "Sequent: the journal's lock session has not answered in time; this instance stops the tasks of its shards and gives them up"
-        )
-        : Effect.void
-    ))
-  )
-  return Effect.scoped(Effect.zipRight(Effect.forkScoped(fence), look)).pipe(
+const watchedLook = <E>(shares: Shares, look: Effect.Effect<void, E>): Effect.Effect<void, E | JournalError> =>
+  Effect.scoped(Effect.zipRight(Effect.forkScoped(watch(shares, shares.trustedUntil(), true)), look)).pipe(
     Effect.zipRight(Effect.suspend(() =>
       shares.fenced
         ? Effect.fail(new JournalError({ reason: "the lock session answered too late to be trusted" }))
         : Effect.void
     ))
   )
-}
+
+/**
+ * Waits until `deadline`, then for the replies already due (this process may
+ * have been paused, or its event loop held, with the look's answer waiting):
+ * a heartbeat confirmed meanwhile moves the deadline on. Past it, the look
+ * gets `min(heartbeat, (hungAfter - heartbeat) / 2)` more, once, from when
+ * this process runs again; then the shards go.
+ */
+const watch = (shares: Shares, deadline: number, grace: boolean): Effect.Effect<void> =>
+  Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, deadline - shares.clock.unsafeCurrentTimeMillis()))))
+    .pipe(
+      Effect.zipRight(eventLoopTurn),
+      Effect.zipRight(Effect.suspend(() => {
+        const now = shares.clock.unsafeCurrentTimeMillis()
+        const trusted = shares.trustedUntil()
+        if (trusted > now) return watch(shares, trusted, true)
+        const { heartbeat, hungAfter } = shares.config
+        if (grace) return watch(shares, now + Math.min(heartbeat, (hungAfter - heartbeat) / 2), false)
+        return shares.fence()
+          ? Effect.logWarning(
+            "Sequent: the journal's lock session has not answered in time; this instance stops the tasks of its shards and gives them up"
+          )
+          : Effect.void
+      }))
+    )
 
 /** The loop that looks at the shards every `poll`, or when woken. A failed look loses every shard. */
 const shardLoop = (

@@ -19,6 +19,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -135,6 +136,53 @@ describe("a shared instance whose LISTEN connection is cut", () => {
         assert.strictEqual(yield* echo(a.sequent, 2), 2)
         yield* closes(a.scope)
       }).pipe(Effect.provide(PgClient.layer({ url }))),
+    120_000
+  )
+})
+
+/** The backends holding the shard locks of the journal `tablePrefix`, with how many each holds. */
+const shardHolders = (tablePrefix: string) =>
+  Effect.flatMap(
+    PgClient.PgClient,
+    (sql) =>
+      sql<{ readonly pid: number; readonly shards: string }>`SELECT pid, count(*) AS shards FROM pg_locks
+      WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+      AND classid = (hashtext(current_schema() || '.' || ${tablePrefix} || ':shards') & 2147483647)::int::oid
+      GROUP BY pid`
+  )
+
+/** The warnings logged, as text. */
+const warnings: Array<string> = []
+const capturing = Logger.make(({ logLevel, message }) => {
+  if (logLevel._tag === "Warning") warnings.push(Array.isArray(message) ? message.join(" ") : String(message))
+})
+
+describe("a shared instance whose event loop is held past its trust", () => {
+  it.scopedLive(
+    "keeps its shards: the look after the hold confirms the session, which no one else has ended",
+    () =>
+      Effect.gen(function*() {
+        const tablePrefix = run.fresh()
+        // a task that holds the event loop for longer than the trust lasts (2.1 s here), not past hungAfter (4 s)
+        const a = yield* start(url, tablePrefix, true, (n) =>
+          Effect.sync(() => {
+            const until = Date.now() + 3_000
+            while (Date.now() < until);
+            return n
+          }))
+        yield* eventually(
+          "the instance to own every shard",
+          Effect.map(shardHolders(tablePrefix), (rows) => rows.length === 1 && Number(rows[0]!.shards) === 4)
+        )
+        assert.strictEqual(
+          yield* Typed.submit(new Hold({ n: 1 })).pipe(Effect.provideService(DurableSequent, a.sequent)),
+          1
+        )
+        // a task starts only once a look has confirmed the session
+        assert.strictEqual(yield* echo(a.sequent, 2), 2)
+        assert.deepStrictEqual(warnings.filter((warning) => warning.includes("lock session")), [])
+        yield* closes(a.scope)
+      }).pipe(Effect.provide(Layer.merge(PgClient.layer({ url }), Logger.add(capturing)))),
     120_000
   )
 })
