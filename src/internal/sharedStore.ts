@@ -1159,7 +1159,9 @@ const answerLost = (shares: Shares): Effect.Effect<void, SqlError> =>
  * when the network does, so the session is closed once the look ends.
  */
 const watchedLook = <E>(shares: Shares, look: Effect.Effect<void, E>): Effect.Effect<void, E | JournalError> =>
-  Effect.scoped(Effect.zipRight(Effect.forkScoped(watch(shares, shares.trustedUntil(), true)), look)).pipe(
+  Effect.scoped(
+    Effect.zipRight(Effect.forkScoped(Effect.suspend(() => watch(shares, shares.trustedUntil(), true))), look)
+  ).pipe(
     Effect.zipRight(Effect.suspend(() =>
       shares.fenced
         ? Effect.fail(new JournalError({ reason: "the lock session answered too late to be trusted" }))
