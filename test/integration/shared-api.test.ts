@@ -218,6 +218,49 @@ describe("submit on a shared journal", () => {
   )
 
   it.scopedLive(
+    "an outcome taken before its caller's append has answered waits for that answer, and is dropped if it is another task's",
+    () =>
+      Effect.gen(function*() {
+        const tablePrefix = run.fresh()
+        const log: Log = []
+        const sql = yield* PgClient.PgClient
+        const a = yield* start("A", tablePrefix, yield* makeSignals, log)
+        const submit = (n: number, id: string) =>
+          Typed.submit(new Where({ n }), { key: "k1", id }).pipe(Effect.provideService(DurableSequent, a.sequent))
+        assert.deepStrictEqual(yield* submit(0, "first"), { by: "A", n: 0 })
+        const [{ id: instance }] = yield* sql<{ readonly id: string }>`SELECT id FROM ${sql(`${tablePrefix}instances`)}`
+        const pending = `${tablePrefix}pending`
+        const lockOnPending = (granted: boolean) =>
+          Effect.map(
+            sql<{ readonly found: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_locks
+              WHERE relation = ${pending}::regclass AND granted = ${granted}) AS found`,
+            (rows) => rows[0]!.found
+          )
+        // the caller's append waits on the table, so its answer (and its task's seq) is not in yet
+        const unlock = yield* Deferred.make<void>()
+        const locked = yield* Effect.fork(sql.withTransaction(
+          Effect.zipRight(sql.unsafe(`LOCK TABLE "${pending}" IN EXCLUSIVE MODE`), Deferred.await(unlock))
+        ))
+        yield* eventually("the table to be locked", lockOnPending(true))
+        const submitted = yield* Effect.fork(submit(2, "same"))
+        yield* eventually("the append to wait on the table", lockOnPending(false))
+        // an outcome kept for this instance under the caller's id, of another task (its seq is no task's)
+        const outcomes = sql(`${tablePrefix}outcomes`)
+        yield* sql`INSERT INTO ${outcomes} (id, awaited_by, tag, exit, seq) VALUES ('same', ${instance}, 'Where', 'x', -1)`
+        yield* sql`SELECT pg_notify(${`${tablePrefix}sequent`}, ${`outcome:${instance}`})`
+        yield* eventually(
+          "the instance to take it",
+          Effect.map(sql<{ readonly n: string }>`SELECT count(*) AS n FROM ${outcomes}`, (rows) => rows[0]!.n === "0")
+        )
+        yield* Deferred.succeed(unlock, void 0)
+        yield* Fiber.join(locked)
+        assert.deepStrictEqual(yield* Fiber.join(submitted), { by: "A", n: 2 })
+        assert.deepStrictEqual(log, ["A:0", "A:2"])
+      }).pipe(Effect.provide(PgClient.layer({ url }))),
+    60_000
+  )
+
+  it.scopedLive(
     "a caller whose task's lane moves while it runs gets the outcome of the new owner's run",
     () =>
       Effect.gen(function*() {
