@@ -193,8 +193,13 @@ class Shares {
    * its tasks before anyone can run them elsewhere.
    */
   trustedUntil(): number {
+    return this.beatAt + this.config.heartbeat + this.trustMargin()
+  }
+
+  /** Half of what `hungAfter` leaves beyond a heartbeat: how far trust reaches past it, and how far short of `hungAfter` it ends. */
+  trustMargin(): number {
     const { heartbeat, hungAfter } = this.config
-    return this.beatAt + heartbeat + (hungAfter - heartbeat) / 2
+    return (hungAfter - heartbeat) / 2
   }
 
   /**
@@ -1184,8 +1189,7 @@ const watch = (shares: Shares, deadline: number, grace: boolean): Effect.Effect<
         const now = shares.clock.unsafeCurrentTimeMillis()
         const trusted = shares.trustedUntil()
         if (trusted > now) return watch(shares, trusted, true)
-        const { heartbeat, hungAfter } = shares.config
-        if (grace) return watch(shares, now + Math.min(heartbeat, (hungAfter - heartbeat) / 2), false)
+        if (grace) return watch(shares, now + Math.min(shares.config.heartbeat, shares.trustMargin()), false)
         return shares.fence()
           ? Effect.logWarning(
             "Sequent: the journal's lock session has not answered in time; this instance stops the tasks of its shards and gives them up"

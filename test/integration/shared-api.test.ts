@@ -168,6 +168,13 @@ const eventually = <E>(what: string, check: Effect.Effect<boolean, E>) =>
     Effect.timeoutFail({ duration: Duration.seconds(10), onTimeout: () => new Error(`timed out waiting for ${what}`) })
   )
 
+/** What `sequent` answers to `Where(n)` in lane `k1`, under the task id `id`. */
+const submitWhere = (sequent: DurableSequent.Service, n: number, id: string) =>
+  Typed.submit(new Where({ n }), { key: "k1", id }).pipe(
+    Effect.provideService(DurableSequent, sequent),
+    Effect.timeoutFail({ duration: Duration.seconds(20), onTimeout: () => new Error(`submit ${n} never returned`) })
+  )
+
 const laneOf = (sequent: DurableSequent.Service, key: string) =>
   Effect.map(sequent.status, (status) => status.lanes.find((lane) => lane.key === key))
 
@@ -201,17 +208,9 @@ describe("submit on a shared journal", () => {
       Effect.gen(function*() {
         const log: Log = []
         const a = yield* start("A", run.fresh(), yield* makeSignals, log)
-        const submit = (n: number) =>
-          Typed.submit(new Where({ n }), { key: "k1", id: "same" }).pipe(
-            Effect.provideService(DurableSequent, a.sequent),
-            Effect.timeoutFail({
-              duration: Duration.seconds(20),
-              onTimeout: () => new Error(`submit ${n} never returned`)
-            })
-          )
         // the first task's caller is answered here, where it ran; its outcome is kept for this instance all the same
-        assert.deepStrictEqual(yield* submit(1), { by: "A", n: 1 })
-        assert.deepStrictEqual(yield* submit(2), { by: "A", n: 2 })
+        assert.deepStrictEqual(yield* submitWhere(a.sequent, 1, "same"), { by: "A", n: 1 })
+        assert.deepStrictEqual(yield* submitWhere(a.sequent, 2, "same"), { by: "A", n: 2 })
         assert.deepStrictEqual(log, ["A:1", "A:2"])
       }),
     60_000
@@ -225,9 +224,7 @@ describe("submit on a shared journal", () => {
         const log: Log = []
         const sql = yield* PgClient.PgClient
         const a = yield* start("A", tablePrefix, yield* makeSignals, log)
-        const submit = (n: number, id: string) =>
-          Typed.submit(new Where({ n }), { key: "k1", id }).pipe(Effect.provideService(DurableSequent, a.sequent))
-        assert.deepStrictEqual(yield* submit(0, "first"), { by: "A", n: 0 })
+        assert.deepStrictEqual(yield* submitWhere(a.sequent, 0, "first"), { by: "A", n: 0 })
         const [{ id: instance }] = yield* sql<{ readonly id: string }>`SELECT id FROM ${sql(`${tablePrefix}instances`)}`
         const pending = `${tablePrefix}pending`
         const lockOnPending = (granted: boolean) =>
@@ -242,7 +239,7 @@ describe("submit on a shared journal", () => {
           Effect.zipRight(sql.unsafe(`LOCK TABLE "${pending}" IN EXCLUSIVE MODE`), Deferred.await(unlock))
         ))
         yield* eventually("the table to be locked", lockOnPending(true))
-        const submitted = yield* Effect.fork(submit(2, "same"))
+        const submitted = yield* Effect.fork(submitWhere(a.sequent, 2, "same"))
         yield* eventually("the append to wait on the table", lockOnPending(false))
         // an outcome kept for this instance under the caller's id, of another task (its seq is no task's)
         const outcomes = sql(`${tablePrefix}outcomes`)

@@ -105,10 +105,13 @@ const listeners = (tablePrefix: string) =>
 const echo = (sequent: DurableSequent.Service, n: number) =>
   Typed.submit(new Echo({ n })).pipe(Effect.provideService(DurableSequent, sequent))
 
+/** A fresh proxy to the journal's server. */
+const proxyToServer = FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
+
 /** An instance through a fresh proxy, once a task has gone through it. */
 const running = (tablePrefix: string, shared: boolean) =>
   Effect.gen(function*() {
-    const proxy = yield* FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
+    const proxy = yield* proxyToServer
     const instance = yield* start(through(proxy.port), tablePrefix, shared)
     assert.strictEqual(yield* echo(instance.sequent, 1), 1)
     return { proxy, ...instance }
@@ -215,7 +218,7 @@ describe("a journal whose network stalls", () => {
     () =>
       Effect.gen(function*() {
         const tablePrefix = run.fresh()
-        const proxy = yield* FaultProxy.make({ targetPort: Number(new URL(Redacted.value(url)).port || 5432) })
+        const proxy = yield* proxyToServer
         const started = yield* Deferred.make<void>()
         const stopped = yield* Deferred.make<void>()
         const a = yield* start(through(proxy.port), tablePrefix, true, () =>
