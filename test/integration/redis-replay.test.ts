@@ -536,7 +536,10 @@ describe("Sequent replays writes to Redis", () => {
         )
         assert.isTrue(badProxy.server.isRefusing, "the outage is still on")
         assert.strictEqual(badApplied, 0, "the bad key made no progress during its outage")
-        assert.strictEqual(sizeOfBad, perKey, "the bad key's writes wait in its lane")
+        // The writer goes at the workers' pace once a backlog builds, so before the end it may still be
+        // scheduling; the bad key's write comes first in each round, so once the good keys are done every
+        // one of its writes has been scheduled, and all of them still wait.
+        if (fraction === 1) assert.strictEqual(sizeOfBad, perKey, "the bad key's writes wait in its lane")
       }
       const goodDoneMs = (yield* now) - outageStartedAt
       for (let k = 0; k < keys; k++) {
