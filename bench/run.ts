@@ -20,10 +20,10 @@
 import { spawn, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { createRequire } from "node:module"
 import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { compileBenchmarks } from "./compile.js"
 import { implNames } from "./impls/index.js"
 import { median, parseArgs, type Spread, spread } from "./shared.js"
 
@@ -216,25 +216,7 @@ function saveJson(): void {
 
 if (!sequentAvailable) console.error("note: src/index.ts not found; Sequent is skipped")
 
-// The children run compiled: under tsx each one would spend about a second more starting up
-// (compiling TypeScript on the fly), for every run of every scenario. tsc writes src/ and bench/
-// to .tmp/bench-js with tsconfig.bench.json; node_modules resolves from there as from bench/.
-const compiledDir = join(root, ".tmp", "bench-js")
-{
-  const require = createRequire(import.meta.url)
-  const tsc = spawnSync(process.execPath, [
-    require.resolve("typescript/bin/tsc"),
-    "-p",
-    join(root, "tsconfig.bench.json")
-  ], {
-    cwd: root,
-    encoding: "utf8"
-  })
-  if (tsc.status !== 0) {
-    console.error(`compiling the benchmarks failed:\n${tsc.stdout}${tsc.stderr}`)
-    process.exit(1)
-  }
-}
+const compiledDir = compileBenchmarks(root)
 console.error(`running ${jobs.length} child processes (${runs} run(s)${quick ? ", --quick" : ""}) ...`)
 
 /** Runs one child; resolves with its exit status and output. */

@@ -8,8 +8,9 @@
  * @effect/cluster runner pair and (installed on first use, see below) pg-boss's
  * `key_strict_fifo` queue on PostgreSQL, in the same run.
  *
- * Each case runs in its own child process (`node --import tsx
- * bench/durable/<impl>.ts ...`) on a fresh database in a fresh temporary
+ * Each case runs in its own child process (`node
+ * .tmp/bench-js/bench/durable/<impl>.js ...`, compiled first as the core
+ * suite's children are, see `bench/compile.ts`) on a fresh database in a fresh temporary
  * directory, `--runs` times, the cases interleaved from run to run so that
  * background load spreads over all of them. Every child checks that each task
  * ran exactly once and in order (per lane / entity) and that the store holds
@@ -28,6 +29,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { compileBenchmarks } from "../compile.js"
 import { parseArgs, type Result, type Spread, spread } from "./shared.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -50,6 +52,9 @@ if (!Number.isInteger(runs) || runs < 1) {
   console.error(`--runs must be a positive integer, got ${args["runs"]}`)
   process.exit(1)
 }
+
+const compiled = join(compileBenchmarks(root), "bench", "durable")
+const script = (name: string) => join(compiled, `${name}.js`)
 
 /** Sequent gets N = 20,000; the other two are several times slower per task, so they get fewer. */
 const size = quick
@@ -98,7 +103,7 @@ const allCases: ReadonlyArray<Case> = [
 /** The cases on PostgreSQL run only when it answers (SEQUENT_PG_URL, or the default url). */
 const onPostgres = (c: Case) => c.impl === "pg" || c.impl === "cluster-pg" || c.impl === "pg-boss"
 const pgAnswers = (): boolean =>
-  spawnSync(process.execPath, ["--import", "tsx", join("bench", "durable", "pg.ts"), "--role=probe"], {
+  spawnSync(process.execPath, [script("pg"), "--role=probe"], {
     cwd: root,
     timeout: 30_000
   }).status === 0
@@ -175,7 +180,7 @@ const childLimitMs = 5 * 60_000
 const runCase = (c: Case, run: number): Result | Failure => {
   const [command, argv] = c.impl === "pg-boss"
     ? [pgBossNode, [join("bench", "durable", "pg-boss.mjs"), ...c.args]]
-    : [process.execPath, ["--import", "tsx", join("bench", "durable", `${c.impl}.ts`), ...c.args]]
+    : [process.execPath, [script(c.impl), ...c.args]]
   const child = spawnSync(command, argv, {
     cwd: root,
     env: { ...process.env, PGBOSS_DIR: pgBossDir },
@@ -363,7 +368,7 @@ const readViews = () => {
   console.log()
   for (const [lanes, perLane, reads] of viewSizes) {
     const argv = [`--lanes=${lanes}`, `--per-lane=${perLane}`, `--reads=${reads}`]
-    const child = spawnSync(process.execPath, ["--import", "tsx", join("bench", "durable", "lanes-view.ts"), ...argv], {
+    const child = spawnSync(process.execPath, [script("lanes-view"), ...argv], {
       cwd: root,
       encoding: "utf8",
       timeout: childLimitMs
