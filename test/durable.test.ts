@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -167,6 +168,37 @@ describe("durable", () => {
       assert.deepStrictEqual(second, [1])
       yield* Scope.close(scope2, Exit.void)
       assert.deepStrictEqual(yield* journal.haltedLanes, [], "resume is remembered too")
+    }))
+
+  it.scoped("a handler that throws fails its task as a defect, in place: the executor still starts, and the lane moves on after the give-up", () =>
+    Effect.gen(function*() {
+      const journal = yield* makeMemory
+      yield* journal.append([
+        { id: "throws", lane: "a", tag: "Write", payload: JSON.stringify({ _tag: "Write", n: 13 }), scheduledAt: 0 },
+        { id: "fine", lane: "a", tag: "Write", payload: JSON.stringify({ _tag: "Write", n: 7 }), scheduledAt: 0 }
+      ])
+      const log: Array<number> = []
+      const throwing = Tasks.handlers({
+        Write: (task) => {
+          if (task.n === 13) throw new Error("handler bug")
+          return Effect.sync(() => log.push(task.n))
+        },
+        Fail: (task) => Effect.fail(task.reason)
+      })
+      const sequent = yield* Layer.build(
+        Durable.layer({ retry: Schedule.recurs(1) }).pipe(
+          Layer.provide(throwing),
+          Layer.provide(Layer.succeed(Journal, journal))
+        )
+      ).pipe(Effect.map((context) => context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service))
+      const exit = yield* Effect.exit(sequent.submit(new Write({ n: 13 }), { key: "b" }))
+      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause), "submit gets the defect, not a throw")
+      yield* sequent.flush
+      assert.deepStrictEqual(log, [7])
+      const dead = yield* sequent.deadLetters
+      assert.deepStrictEqual(dead.map((letter) => [letter.id, letter.attempts]).slice(0, 1), [["throws", 2]])
+      assert.strictEqual(dead.length, 2)
+      assert.include(dead[0]!.reason, "handler bug")
     }))
 
   it.scoped("the same id scheduled twice is stored and run once", () =>
