@@ -170,6 +170,22 @@ describe("durable", () => {
       assert.deepStrictEqual(yield* journal.haltedLanes, [], "resume is remembered too")
     }))
 
+  it.scoped("ids given to tasks scheduled without one never repeat from one life to the next, under a fixed Random and clock", () =>
+    Effect.gen(function*() {
+      const journal = yield* makeMemory
+      const before = yield* durable(journal, [], undefined, Schedule.recurs(0))
+      yield* Effect.exit(before.submit(new Fail({ reason: "rejected" })))
+      yield* before.stop
+      const log: Array<number> = []
+      const after = yield* durable(journal, log)
+      yield* after.schedule(new Write({ n: 1 }))
+      yield* after.flush
+      assert.deepStrictEqual(log, [1], "the new task was stored and ran: its id is not the dead letter's")
+      const ids = [...(yield* journal.deadLetters).map((letter) => letter.id)]
+      assert.strictEqual(ids.length, 1)
+      assert.match(ids[0]!, /^auto:/)
+    }).pipe(Effect.withRandomFixed([0.5])))
+
   it.scoped("a handler that throws fails its task as a defect, in place: the executor still starts, and the lane moves on after the give-up", () =>
     Effect.gen(function*() {
       const journal = yield* makeMemory

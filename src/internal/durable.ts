@@ -33,15 +33,22 @@ import { Waiter } from "./waiter.js"
 type Handlers = TaskHandlers["Type"]
 type Codec = ReturnType<typeof makeCodec>
 
-/** Ids for tasks scheduled without one: unique to this executor's life. */
-const autoIds = Effect.map(
-  Effect.all([Random.nextInt, Random.nextInt]),
-  ([a, b]) => {
-    const prefix = a.toString(36) + b.toString(36)
+/** How many durable executors this process has started: part of their ids, see `autoIds`. */
+let lives = 0
+
+/**
+ * Ids for tasks scheduled without one. An id outlives its executor's life in
+ * the journal (a pending task, a dead letter), and a task whose id the journal
+ * holds is not stored again: so no two lives may share a prefix. It tells them
+ * apart by the clock and by chance, and within one process by a count (a test
+ * may fix both the clock and `Random`, and start one life after another).
+ */
+const autoIds = (clock: Clock.Clock) =>
+  Effect.map(Effect.all([Random.nextInt, Random.nextInt]), ([a, b]) => {
+    const prefix = [clock.unsafeCurrentTimeMillis(), a >>> 0, b >>> 0, ++lives].map((n) => n.toString(36)).join(".")
     let counter = 0
     return () => `auto:${prefix}:${++counter}`
-  }
-)
+  })
 
 const kindOf = (handlers: Handlers, task: DurableTask): Either.Either<AnyTaskKind, SequentInvalidTaskError> => {
   const kind = typeof task === "object" && task !== null ? handlers.kinds.get(task._tag) : undefined
@@ -126,7 +133,7 @@ export const make = <R>(
     const yieldToEventLoop = options.yieldToEventLoop ?? false
     const executor = yield* makeExecutor({ ...options, yieldToEventLoop }, store)
     yield* store.restore
-    const schedule = scheduler(executor, handlers, codec, clock, yield* autoIds)
+    const schedule = scheduler(executor, handlers, codec, clock, yield* autoIds(clock))
     const base = control(executor)
     return {
       ...base,
