@@ -217,6 +217,34 @@ describe("durable", () => {
       assert.include(dead[0]!.reason, "handler bug")
     }))
 
+  it.scoped("a journal runs one durable executor at a time: a second one fails to build until the first has stopped", () =>
+    Effect.gen(function*() {
+      const journal = yield* makeMemory
+      yield* journal.append([
+        { id: "w1", lane: "a", tag: "Write", payload: JSON.stringify({ _tag: "Write", n: 1 }), scheduledAt: 0 }
+      ])
+      const gate = yield* Deferred.make<void>()
+      const first: Array<number> = []
+      const scope = yield* Scope.make()
+      const running = yield* Scope.extend(durable(journal, first, gate), scope)
+      const second = yield* Effect.flip(durable(journal, []))
+      assert.strictEqual(second._tag, "JournalError")
+      assert.include(second.message, "another durable executor runs on this journal")
+      yield* Deferred.succeed(gate, undefined)
+      yield* running.flush
+      assert.deepStrictEqual(first, [1], "the task ran once, on the first executor")
+      yield* Scope.close(scope, Exit.void)
+
+      // a journal whose executor's scope has closed, or that has stopped, takes a new one
+      const log: Array<number> = []
+      const next = yield* durable(journal, log)
+      yield* next.stop
+      const after = yield* durable(journal, log)
+      yield* after.schedule(new Write({ n: 2 }))
+      yield* after.flush
+      assert.deepStrictEqual(log, [2])
+    }))
+
   it.scoped("the same id scheduled twice is stored and run once", () =>
     Effect.gen(function*() {
       const journal = yield* makeMemory

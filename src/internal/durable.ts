@@ -17,7 +17,7 @@ import type {
   DurableTask,
   DurableTaskOptions
 } from "../Durable.js"
-import type { Journal, JournalEntry, JournalError, JournalRecord } from "../Journal.js"
+import { type Journal, type JournalEntry, JournalError, type JournalRecord } from "../Journal.js"
 import { SequentInvalidTaskError } from "../SequentError.js"
 import type { AnyTaskKind, TaskHandlers } from "../TaskKind.js"
 import { make as makeCodec } from "./codec.js"
@@ -49,6 +49,42 @@ const autoIds = (clock: Clock.Clock) =>
     let counter = 0
     return () => `auto:${prefix}:${++counter}`
   })
+
+/** An executor's hold on its journal: taken before the executor is built, free again once it has stopped. */
+interface Claim {
+  executor: { readonly hasStopped: boolean } | undefined
+}
+
+/** The journals the durable executors of this process run on (see `claim`). */
+const claims = new WeakMap<Journal.Service, Claim>()
+
+/**
+ * Takes `journal` for one executor, until it stops or its scope closes; fails
+ * while another executor runs on it. Two would each restore and run every
+ * pending task: each task twice, and no order within a lane.
+ */
+const claim = (journal: Journal.Service) =>
+  Effect.acquireRelease(
+    Effect.suspend(() => {
+      const held = claims.get(journal)
+      if (held !== undefined && held.executor?.hasStopped !== true) {
+        return Effect.fail(
+          new JournalError({
+            reason: "another durable executor runs on this journal: give each executor a journal of its own " +
+              "(its own SQLite file, or its own tablePrefix)"
+          })
+        )
+      }
+      const taken: Claim = { executor: undefined }
+      claims.set(journal, taken)
+      return Effect.succeed(taken)
+    }),
+    (taken) =>
+      Effect.sync(() => {
+        // a later executor's claim stays
+        if (claims.get(journal) === taken) claims.delete(journal)
+      })
+  )
 
 const kindOf = (handlers: Handlers, task: DurableTask): Either.Either<AnyTaskKind, SequentInvalidTaskError> => {
   const kind = typeof task === "object" && task !== null ? handlers.kinds.get(task._tag) : undefined
@@ -113,6 +149,7 @@ export const make = <R>(
 ): Effect.Effect<DurableSequent.Service, JournalError, Scope.Scope | R> =>
   Effect.gen(function*() {
     yield* Effect.orDie(refuseInDurableMode(options))
+    const claimed = yield* claim(journal)
     const clock = yield* Effect.clock
     const codec = makeCodec(handlers.kinds)
     // an `Either` stays one, so that a store can queue a record decoded at once without an effect of its own
@@ -132,6 +169,8 @@ export const make = <R>(
     // the producers, and turns of the event loop split the journal's group commits.
     const yieldToEventLoop = options.yieldToEventLoop ?? false
     const executor = yield* makeExecutor({ ...options, yieldToEventLoop }, store)
+    // once it has stopped, it runs nothing more: another may take the journal while this one's scope lives on
+    claimed.executor = executor
     yield* store.restore
     const schedule = scheduler(executor, handlers, codec, clock, yield* autoIds(clock))
     const base = control(executor)
