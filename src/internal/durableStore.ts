@@ -141,14 +141,20 @@ class Holdings {
     else this.intake.restore(key, job)
   }
 
-  /** Queues a stored record, or dead-letters one that cannot run. */
+  /**
+   * Queues a stored record, or dead-letters one that cannot run: a give-up,
+   * which halts its lane under `onGiveUp: "halt"`, as any other give-up.
+   */
   restore(record: JournalRecord): Effect.Effect<void, JournalError> {
     return Effect.matchEffect(this.tasks.decode(record), {
-      onFailure: (reason) =>
-        Effect.zipRight(
+      onFailure: (reason) => {
+        const halt = this.intake.config.onGiveUp === "halt"
+        if (halt) this.intake.halt(keyOf(record.lane))
+        return Effect.zipRight(
           Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
-          this.journal.deadLetter(record.seq, reason, this.clock.unsafeCurrentTimeMillis())
-        ),
+          this.journal.deadLetter(record.seq, reason, this.clock.unsafeCurrentTimeMillis(), halt)
+        )
+      },
       onSuccess: (task) =>
         Effect.sync(() => {
           const job = this.intake.job(task, this.tasks.context, this.intake.config.policy, undefined)
