@@ -68,7 +68,10 @@ export interface DurableOptions<R = never> extends Omit<SequentOptions<R>, "capa
  * @category models
  */
 export interface DurableTaskOptions {
-  /** The task's lane: tasks with the same key run one at a time, in order. */
+  /**
+   * The task's lane: tasks with the same key run one at a time, in order. Not
+   * empty: a journal stores the lane of a task without a key as `""`.
+   */
   readonly key?: string | undefined
   /**
    * An idempotency key: while a task with this id is pending or dead-lettered,

@@ -8,7 +8,9 @@
  *   in its place, so after a restart the task has another id or lane;
  * - PostgreSQL cannot store the NUL character in text at all;
  * - PostgreSQL refuses to index a value longer than about a third of a page,
- *   so ids and keys are limited to `maxBytes` bytes of UTF-8.
+ *   so ids and keys are limited to `maxBytes` bytes of UTF-8;
+ * - a journal stores the lane of a task scheduled without a key as `""`, so
+ *   the key `""` would be a lane of its own only until the next restart.
  *
  * @internal
  */
@@ -54,6 +56,7 @@ export const unstorableText = (text: string): string | undefined => {
 /** Why `value` cannot be the task's `name`, or undefined when it can. */
 const problem = (name: "id" | "key", value: unknown): string | undefined => {
   if (typeof value !== "string") return `its ${name} is not a string`
+  if (name === "key" && value === "") return "its key is empty, which a journal stores as no key (the default lane)"
   const what = unstorableText(value)
   if (what !== undefined) return `its ${name} contains ${what}, which a journal cannot store as given`
   // every UTF-16 unit is one to three bytes of UTF-8
