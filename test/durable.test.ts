@@ -297,31 +297,6 @@ describe("durable", () => {
       assert.include(dead[1]!.reason, "no task kind Removed")
     }))
 
-  it.scoped("with onGiveUp: \"halt\", a stored task that no longer decodes halts its lane, in the journal too, until resume", () =>
-    Effect.gen(function*() {
-      const journal = yield* makeMemory
-      yield* journal.append([
-        { id: "broken", lane: "a", tag: "Write", payload: JSON.stringify({ _tag: "Write", n: "one" }), scheduledAt: 0 },
-        { id: "next", lane: "a", tag: "Write", payload: JSON.stringify({ _tag: "Write", n: 2 }), scheduledAt: 0 }
-      ])
-      const log: Array<number> = []
-      const sequent = yield* Layer.build(
-        Durable.layer({ onGiveUp: "halt" }).pipe(
-          Layer.provide(handlers(log)),
-          Layer.provide(Layer.succeed(Journal, journal))
-        )
-      ).pipe(Effect.map((context) => context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service))
-      yield* sequent.submit(new Write({ n: 10 }), { key: "b" })
-      assert.deepStrictEqual(log, [10], "lane b went on; lane a started nothing after its give-up")
-      const status = yield* sequent.status
-      assert.deepStrictEqual(status.lanes.map((lane) => [lane.key, lane.state, lane.size]), [["a", "halted", 1]])
-      assert.deepStrictEqual(yield* journal.haltedLanes, ["a"])
-      assert.deepStrictEqual((yield* sequent.deadLetters).map((letter) => letter.id), ["broken"])
-      yield* sequent.resume("a")
-      yield* sequent.flush
-      assert.deepStrictEqual(log, [10, 2])
-    }))
-
   it.scoped("concurrent schedules share one journal transaction (group commit)", () =>
     Effect.gen(function*() {
       const inner = yield* makeMemory

@@ -141,20 +141,14 @@ class Holdings {
     else this.intake.restore(key, job)
   }
 
-  /**
-   * Queues a stored record, or dead-letters one that cannot run: a give-up,
-   * which halts its lane under `onGiveUp: "halt"`, as any other give-up.
-   */
+  /** Queues a stored record, or dead-letters one that cannot run. */
   restore(record: JournalRecord): Effect.Effect<void, JournalError> {
     return Effect.matchEffect(this.tasks.decode(record), {
-      onFailure: (reason) => {
-        const halt = this.intake.config.onGiveUp === "halt"
-        if (halt) this.intake.halt(keyOf(record.lane))
-        return Effect.zipRight(
+      onFailure: (reason) =>
+        Effect.zipRight(
           Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
-          this.journal.deadLetter(record.seq, reason, this.clock.unsafeCurrentTimeMillis(), halt)
-        )
-      },
+          this.journal.deadLetter(record.seq, reason, this.clock.unsafeCurrentTimeMillis())
+        ),
       onSuccess: (task) =>
         Effect.sync(() => {
           const job = this.intake.job(task, this.tasks.context, this.intake.config.policy, undefined)

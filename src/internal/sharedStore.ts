@@ -699,35 +699,26 @@ const undecodable = (tasks: Tasks, record: Pg.SharedRecord, reason: string): Eff
   }))
 }
 
-/**
- * Dead-letters a record that cannot run, and answers the caller waiting for
- * it: a give-up, which halts its lane under `onGiveUp: "halt"`, here at once
- * (before the next record is queued) and in the journal.
- */
+/** Dead-letters a record that cannot run, and answers the caller waiting for it. */
 const deadLetterUndecodable = (
   shares: Shares,
   tasks: Tasks,
   clock: Clock.Clock,
-  epoch: Epoch,
   record: Pg.SharedRecord,
   reason: string
 ) =>
-  Effect.suspend(() => {
-    const halt = shares.intake.config.onGiveUp === "halt"
-    if (halt) shares.block(epoch, record.lane, false)
-    return Effect.zipRight(
-      Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
-      Effect.flatMap(undecodable(tasks, record, reason), (outcome) =>
-        onSession(shares, (run) =>
-          Pg.deadLetter(
-            run,
-            shares.sharing.statements,
-            { seq: record.seq, attempts: record.attempts, reason, failedAt: clock.unsafeCurrentTimeMillis() },
-            halt,
-            outcome
-          )))
-    )
-  }).pipe(
+  Effect.zipRight(
+    Effect.logError(`Sequent: stored task ${record.id} is dead-lettered: ${reason}`),
+    Effect.flatMap(undecodable(tasks, record, reason), (outcome) =>
+      onSession(shares, (run) =>
+        Pg.deadLetter(
+          run,
+          shares.sharing.statements,
+          { seq: record.seq, attempts: record.attempts, reason, failedAt: clock.unsafeCurrentTimeMillis() },
+          false,
+          outcome
+        )))
+  ).pipe(
     Effect.catchAll((error) => Effect.logWarning(`Sequent: could not dead-letter stored task ${record.id}`, error))
   )
 
@@ -766,11 +757,11 @@ const hold = (
   const decoded = tasks.decode(record)
   if (!isEither(decoded)) {
     return Effect.matchEffect(decoded, {
-      onFailure: (reason) => deadLetterUndecodable(shares, tasks, clock, epoch, record, reason),
+      onFailure: (reason) => deadLetterUndecodable(shares, tasks, clock, record, reason),
       onSuccess: (task) => Effect.sync(() => queue(shares, tasks, epoch, record, task))
     })
   }
-  if (Either.isLeft(decoded)) return deadLetterUndecodable(shares, tasks, clock, epoch, record, decoded.left)
+  if (Either.isLeft(decoded)) return deadLetterUndecodable(shares, tasks, clock, record, decoded.left)
   queue(shares, tasks, epoch, record, decoded.right)
   return undefined
 }

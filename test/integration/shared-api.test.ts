@@ -16,7 +16,6 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -336,53 +335,6 @@ describe("submit on a shared journal, when no outcome can come", () => {
         assert.instanceOf(error, SequentOutcomeError)
         assert.include((error as SequentOutcomeError).reason, "its outcome was not kept")
       }).pipe(Effect.provide(PgClient.layer({ url }))),
-    60_000
-  )
-})
-
-describe("a stored task that cannot run, on a shared journal", () => {
-  it.scopedLive(
-    "with onGiveUp: \"halt\", one whose payload no longer decodes halts its lane, in the journal too, until resume",
-    () =>
-      Effect.gen(function*() {
-        const signals = yield* makeSignals
-        const log: Log = []
-        const layer = Durable.layer({ retry: Schedule.recurs(0), onGiveUp: "halt", closeGracePeriod: 0 }).pipe(
-          Layer.provide(Tasks.handlers(handlersOf("A", signals, log))),
-          Layer.provideMerge(PgJournal.layer({
-            url,
-            tablePrefix: run.fresh(),
-            sharing: { shards: SHARDS, heartbeat: Duration.millis(200), hungAfter: Duration.seconds(10) }
-          }))
-        )
-        const context = yield* Layer.build(layer)
-        const sequent = Context.get(context, DurableSequent)
-        const journal = Context.get(context, Journal)
-        const stored = (id: string, n: unknown) => ({
-          id,
-          lane: "h",
-          tag: "Where",
-          payload: JSON.stringify({ _tag: "Where", n }),
-          scheduledAt: 0
-        })
-        yield* journal.append([stored("broken", "not a number"), stored("next", 2)])
-        // appended later: once it has run, the records before it have been read
-        yield* Typed.submit(new Where({ n: 10 }), { key: "other" }).pipe(
-          Effect.provideService(DurableSequent, sequent),
-          Effect.timeout(Duration.seconds(10))
-        )
-        assert.deepStrictEqual(log, ["A:10"], "lane h started nothing after its give-up")
-        const status = yield* sequent.status
-        assert.deepStrictEqual(status.lanes.map((lane) => [lane.key, lane.state, lane.size]), [["h", "halted", 1]])
-        assert.deepStrictEqual(yield* journal.haltedLanes, ["h"])
-        assert.deepStrictEqual((yield* sequent.deadLetters).map((letter) => letter.id), ["broken"])
-        yield* sequent.resume("h")
-        yield* Typed.submit(new Where({ n: 3 }), { key: "h" }).pipe(
-          Effect.provideService(DurableSequent, sequent),
-          Effect.timeout(Duration.seconds(10))
-        )
-        assert.deepStrictEqual(log, ["A:10", "A:2", "A:3"])
-      }),
     60_000
   )
 })
