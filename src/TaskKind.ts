@@ -196,15 +196,7 @@ export const make = <const Kinds extends ReadonlyArray<AnyTaskKind>>(...kinds: K
           const table = handlers as unknown as Record<string, (task: unknown) => Effect.Effect<unknown, unknown, R>>
           return {
             kinds: byTag,
-            handle: (task) => {
-              // a handler that throws instead of returning an effect fails its task as a defect, attempt after
-              // attempt, like an effect that dies: a stored task must never stop its executor from starting
-              try {
-                return table[task._tag]!(task) as Effect.Effect<unknown, unknown>
-              } catch (defect) {
-                return Effect.die(defect)
-              }
-            },
+            handle: (task) => table[task._tag]!(task) as Effect.Effect<unknown, unknown>,
             context: context as Context.Context<unknown>
           }
         })

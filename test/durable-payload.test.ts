@@ -99,10 +99,12 @@ describe("durable payloads", () => {
       yield* first.flush
 
       const journal = yield* makeMemory
-      const before = yield* executor(journal, [])
-      yield* before.pause()
-      yield* Effect.forEach(tasks, (task) => before.schedule(task))
-      yield* before.stop
+      yield* Effect.scoped(Effect.gen(function*() {
+        const before = yield* executor(journal, [])
+        yield* before.pause()
+        yield* Effect.forEach(tasks, (task) => before.schedule(task))
+        yield* before.stop
+      }))
       const restored: Array<unknown> = []
       const after = yield* executor(journal, restored)
       yield* after.flush

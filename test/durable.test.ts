@@ -46,6 +46,14 @@ const durable = (
     )
   ).pipe(Effect.map((context) => context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service))
 
+/** One life of a durable executor: in a scope of its own, which `close` ends, as a process's exit would. */
+const life = (...args: Parameters<typeof durable>) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const sequent = yield* Scope.extend(durable(...args), scope)
+    return { sequent, close: Scope.close(scope, Exit.void) }
+  })
+
 describe("durable", () => {
   it.scoped("schedule returns once the task is in the journal, and completion removes it", () =>
     Effect.gen(function*() {
@@ -69,10 +77,11 @@ describe("durable", () => {
       const journal = yield* makeMemory
       const gate = yield* Deferred.make<void>()
       const first: Array<number> = []
-      const before = yield* durable(journal, first, gate)
+      const { close, sequent: before } = yield* life(journal, first, gate)
       for (const n of [1, 2, 3]) yield* before.schedule(new Write({ n }), { key: "a" })
       for (const n of [10, 20]) yield* before.schedule(new Write({ n }), { key: "b" })
       yield* before.stop // the running task and the queue are dropped here, but not from the journal
+      yield* close
       assert.deepStrictEqual(first, [])
       const stored = yield* journal.pending
       assert.strictEqual(stored.length, 5)
@@ -90,10 +99,11 @@ describe("durable", () => {
   it.scoped("every failed attempt is counted in the journal, and the count carries over a restart", () =>
     Effect.gen(function*() {
       const journal = yield* makeMemory
-      const before = yield* durable(journal, [], undefined, Schedule.spaced("1 minute"))
+      const { close, sequent: before } = yield* life(journal, [], undefined, Schedule.spaced("1 minute"))
       yield* before.schedule(new Fail({ reason: "down" }))
       yield* TestClock.adjust("1 minute") // attempts 1 and 2 fail
       yield* before.stop
+      yield* close
       assert.deepStrictEqual((yield* journal.pending).map((record) => record.attempts), [2])
 
       const after = yield* durable(journal, [], undefined, Schedule.recurs(0))
@@ -173,9 +183,9 @@ describe("durable", () => {
   it.scoped("ids given to tasks scheduled without one never repeat from one life to the next, under a fixed Random and clock", () =>
     Effect.gen(function*() {
       const journal = yield* makeMemory
-      const before = yield* durable(journal, [], undefined, Schedule.recurs(0))
+      const { close, sequent: before } = yield* life(journal, [], undefined, Schedule.recurs(0))
       yield* Effect.exit(before.submit(new Fail({ reason: "rejected" })))
-      yield* before.stop
+      yield* close
       const log: Array<number> = []
       const after = yield* durable(journal, log)
       yield* after.schedule(new Write({ n: 1 }))
@@ -217,7 +227,7 @@ describe("durable", () => {
       assert.include(dead[0]!.reason, "handler bug")
     }))
 
-  it.scoped("a journal runs one durable executor at a time: a second one fails to build until the first has stopped", () =>
+  it.scoped("a journal runs one durable executor at a time: a second one fails to build until the first one's scope has closed", () =>
     Effect.gen(function*() {
       const journal = yield* makeMemory
       yield* journal.append([
@@ -225,24 +235,48 @@ describe("durable", () => {
       ])
       const gate = yield* Deferred.make<void>()
       const first: Array<number> = []
-      const scope = yield* Scope.make()
-      const running = yield* Scope.extend(durable(journal, first, gate), scope)
+      const { close, sequent: running } = yield* life(journal, first, gate)
       const second = yield* Effect.flip(durable(journal, []))
       assert.strictEqual(second._tag, "JournalError")
       assert.include(second.message, "another durable executor runs on this journal")
       yield* Deferred.succeed(gate, undefined)
       yield* running.flush
+      yield* running.stop
+      // stopped, its store may still be writing: the journal is not free before its scope closes
+      assert.strictEqual((yield* Effect.flip(durable(journal, [])))._tag, "JournalError")
+      yield* close
       assert.deepStrictEqual(first, [1], "the task ran once, on the first executor")
-      yield* Scope.close(scope, Exit.void)
 
-      // a journal whose executor's scope has closed, or that has stopped, takes a new one
       const log: Array<number> = []
-      const next = yield* durable(journal, log)
-      yield* next.stop
       const after = yield* durable(journal, log)
       yield* after.schedule(new Write({ n: 2 }))
       yield* after.flush
       assert.deepStrictEqual(log, [2])
+    }))
+
+  it.scoped("the empty key names no durable lane: pause(\"\") and resume(\"\") leave the default lane, stored as \"\", alone", () =>
+    Effect.gen(function*() {
+      const journal = yield* makeMemory
+      const log: Array<number> = []
+      const sequent = yield* Layer.build(
+        Durable.layer({ retry: Schedule.recurs(0), onGiveUp: "halt" }).pipe(
+          Layer.provide(handlers(log)),
+          Layer.provide(Layer.succeed(Journal, journal))
+        )
+      ).pipe(Effect.map((context) => context.unsafeMap.get(DurableSequent.key) as DurableSequent.Service))
+      yield* Effect.exit(sequent.submit(new Fail({ reason: "rejected" })))
+      yield* sequent.schedule(new Write({ n: 1 }))
+      assert.deepStrictEqual(yield* journal.haltedLanes, [""], "the default lane is halted")
+      yield* sequent.resume("")
+      yield* sequent.pause("")
+      assert.deepStrictEqual(yield* journal.haltedLanes, [""], "still halted in the journal")
+      const status = yield* sequent.status
+      assert.deepStrictEqual(status.lanes.map((lane) => [lane.key, lane.state]), [[undefined, "halted"]])
+      assert.isFalse(status.paused)
+      yield* sequent.resume()
+      yield* sequent.flush
+      assert.deepStrictEqual(log, [1])
+      assert.deepStrictEqual(yield* journal.haltedLanes, [])
     }))
 
   it.scoped("the same id scheduled twice is stored and run once", () =>

@@ -8,7 +8,6 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import type {
   DurableOptions,
@@ -23,6 +22,7 @@ import type { AnyTaskKind, TaskHandlers } from "../TaskKind.js"
 import { make as makeCodec } from "./codec.js"
 import * as JournalStore from "./durableStore.js"
 import type { Executor } from "./executor.js"
+import { lifeId } from "./lifeId.js"
 import { refuseInDurableMode } from "./options.js"
 import { makeCodec as makeOutcomeCodec, outcome } from "./outcome.js"
 import { control, makeExecutor } from "./sequent.js"
@@ -33,58 +33,53 @@ import { Waiter } from "./waiter.js"
 type Handlers = TaskHandlers["Type"]
 type Codec = ReturnType<typeof makeCodec>
 
-/** How many durable executors this process has started: part of their ids, see `autoIds`. */
-let lives = 0
-
 /**
  * Ids for tasks scheduled without one. An id outlives its executor's life in
  * the journal (a pending task, a dead letter), and a task whose id the journal
- * holds is not stored again: so no two lives may share a prefix. It tells them
- * apart by the clock and by chance, and within one process by a count (a test
- * may fix both the clock and `Random`, and start one life after another).
+ * holds is not stored again: so each life has a prefix of its own.
  */
 const autoIds = (clock: Clock.Clock) =>
-  Effect.map(Effect.all([Random.nextInt, Random.nextInt]), ([a, b]) => {
-    const prefix = [clock.unsafeCurrentTimeMillis(), a >>> 0, b >>> 0, ++lives].map((n) => n.toString(36)).join(".")
+  Effect.map(lifeId(clock), (prefix) => {
     let counter = 0
     return () => `auto:${prefix}:${++counter}`
   })
 
-/** An executor's hold on its journal: taken before the executor is built, free again once it has stopped. */
-interface Claim {
-  executor: { readonly hasStopped: boolean } | undefined
-}
-
-/** The journals the durable executors of this process run on (see `claim`). */
-const claims = new WeakMap<Journal.Service, Claim>()
+/** The single-owner journals a durable executor of this process runs on (see `claim`). */
+const claimed = new WeakSet<Journal.Service>()
 
 /**
- * Takes `journal` for one executor, until it stops or its scope closes; fails
- * while another executor runs on it. Two would each restore and run every
- * pending task: each task twice, and no order within a lane.
+ * Takes a journal with one owner for one executor, until its scope closes
+ * (a stopped executor's store may still be writing); fails while another
+ * executor has it. Two would each restore and run every pending task: each
+ * task twice, and no order within a lane. (Each executor on a shared journal
+ * is an instance of its own.)
  */
 const claim = (journal: Journal.Service) =>
   Effect.acquireRelease(
     Effect.suspend(() => {
-      const held = claims.get(journal)
-      if (held !== undefined && held.executor?.hasStopped !== true) {
-        return Effect.fail(
-          new JournalError({
-            reason: "another durable executor runs on this journal: give each executor a journal of its own " +
-              "(its own SQLite file, or its own tablePrefix)"
-          })
-        )
-      }
-      const taken: Claim = { executor: undefined }
-      claims.set(journal, taken)
-      return Effect.succeed(taken)
+      if (!claimed.has(journal)) return Effect.sync(() => claimed.add(journal))
+      return Effect.fail(
+        new JournalError({
+          reason: "another durable executor runs on this journal: give each executor a journal of its own " +
+            "(its own SQLite file, or its own tablePrefix), or close the other's scope first"
+        })
+      )
     }),
-    (taken) =>
-      Effect.sync(() => {
-        // a later executor's claim stays
-        if (claims.get(journal) === taken) claims.delete(journal)
-      })
+    () => Effect.sync(() => claimed.delete(journal))
   )
+
+/**
+ * The task a handler makes. A handler that throws instead of returning an
+ * effect fails its task as a defect, attempt after attempt, like an effect
+ * that dies: a stored task must never stop its executor from starting.
+ */
+const handle = (handlers: Handlers, task: { readonly _tag: string }): Effect.Effect<unknown, unknown> => {
+  try {
+    return handlers.handle(task)
+  } catch (defect) {
+    return Effect.die(defect)
+  }
+}
 
 const kindOf = (handlers: Handlers, task: DurableTask): Either.Either<AnyTaskKind, SequentInvalidTaskError> => {
   const kind = typeof task === "object" && task !== null ? handlers.kinds.get(task._tag) : undefined
@@ -115,7 +110,7 @@ const scheduler = (
       payload,
       scheduledAt: clock.unsafeCurrentTimeMillis()
     }
-    return executor.offer(options?.key, handlers.handle(task), handlers.context, policy, waiter, entry)
+    return executor.offer(options?.key, handle(handlers, task), handlers.context, policy, waiter, entry)
   }
   return (
     task: DurableTask,
@@ -149,18 +144,18 @@ export const make = <R>(
 ): Effect.Effect<DurableSequent.Service, JournalError, Scope.Scope | R> =>
   Effect.gen(function*() {
     yield* Effect.orDie(refuseInDurableMode(options))
-    const claimed = yield* claim(journal)
     const clock = yield* Effect.clock
     const codec = makeCodec(handlers.kinds)
     // an `Either` stays one, so that a store can queue a record decoded at once without an effect of its own
     const decode = (record: JournalRecord) => {
       const decoded = codec.decode(record.tag, record.payload)
       return JournalStore.isEither(decoded)
-        ? Either.map(decoded, (task) => handlers.handle(task))
-        : Effect.map(decoded, (task) => handlers.handle(task))
+        ? Either.map(decoded, (task) => handle(handlers, task))
+        : Effect.map(decoded, (task) => handle(handlers, task))
     }
     const tasks = { decode, context: handlers.context, outcomes: makeOutcomeCodec(handlers.kinds) }
     const sharing = sharingOf(journal)
+    if (sharing === undefined) yield* claim(journal)
     // a shared journal (PgJournal with `sharing`) runs only the lanes of the shards this instance owns
     const store = sharing === undefined
       ? yield* JournalStore.make(journal, tasks, clock)
@@ -169,8 +164,6 @@ export const make = <R>(
     // the producers, and turns of the event loop split the journal's group commits.
     const yieldToEventLoop = options.yieldToEventLoop ?? false
     const executor = yield* makeExecutor({ ...options, yieldToEventLoop }, store)
-    // once it has stopped, it runs nothing more: another may take the journal while this one's scope lives on
-    claimed.executor = executor
     yield* store.restore
     const schedule = scheduler(executor, handlers, codec, clock, yield* autoIds(clock))
     const base = control(executor)
@@ -186,9 +179,10 @@ export const make = <R>(
           )
         }),
       deadLetters: journal.deadLetters,
-      pause: store.pause,
+      // no durable task has the key "" (see `invalidIdOrKey`), and the journal names the default lane so
+      pause: (key) => key === "" ? Effect.void : store.pause(key),
       // the journal forgets the halt first, so that once resume returns a restart finds the lane resumed
-      resume: (key) => Effect.zipRight(store.unhalt(key), base.resume(key)),
+      resume: (key) => key === "" ? Effect.void : Effect.zipRight(store.unhalt(key), base.resume(key)),
       redrive: store.redrive,
       discard: journal.discard
     }

@@ -194,8 +194,6 @@ export class Executor<Entry, E> implements Intake {
   /** While a flush waits for the store's `drain`: until it ends, no count of 0 is the end of the flush. */
   private storeDraining = false
   private readonly stopped: Deferred.Deferred<number>
-  /** Set as `stopped` is done. */
-  private dropped = false
   /** The store's `accept`, bound to this executor. */
   private readonly accept: Offered<Entry, Effect.Effect<void, E>>
   /** When the executor's fibers let the event loop turn. */
@@ -838,11 +836,6 @@ export class Executor<Entry, E> implements Intake {
     this.insideTask(fiber) ? this.stopFromTask : this.stopNow
   )
 
-  /** Whether `stop` has interrupted every fiber and dropped everything: the executor runs nothing more. */
-  get hasStopped(): boolean {
-    return this.dropped
-  }
-
   /** Whether `fiber` is a worker of this executor, or was forked by one of its tasks. */
   private insideTask(fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean {
     return fiber.getFiberRef(runsTasksOf) === this
@@ -894,7 +887,6 @@ export class Executor<Entry, E> implements Intake {
     // what is still counted is in a store write, and fails when it arrives
     this.observer.size(this.count)
     Deferred.unsafeDone(this.drained, Exit.void)
-    this.dropped = true
     Deferred.unsafeDone(this.stopped, Exit.succeed(dropped))
     return dropped
   }

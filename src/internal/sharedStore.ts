@@ -49,6 +49,7 @@ import { makeBatcher } from "./batcher.js"
 import { appendUnanswered, isEither, type JournalStore, laneOf, persist, type Tasks } from "./durableStore.js"
 import { eventLoopTurn } from "./eventLoop.js"
 import type { Job } from "./lane.js"
+import { lifeId } from "./lifeId.js"
 import * as Pg from "./pgShared.js"
 import type { Intake } from "./store.js"
 import type { Waiter } from "./waiter.js"
@@ -1232,12 +1233,6 @@ const fetchLoop = (shares: Shares, tasks: Tasks, clock: Clock.Clock, latch: Effe
   return Effect.forever(Effect.zipRight(wakeOrPoll(latch, shares.config.poll), once))
 }
 
-/** An id for this instance, unique to its life. */
-const instanceId = Effect.map(
-  Effect.all([Random.nextInt, Random.nextInt]),
-  ([a, b]) => `${(a >>> 0).toString(36)}${(b >>> 0).toString(36)}`
-)
-
 /**
  * The shared store. Its loops start now, but it takes no shard before
  * `restore` (the executor is built by then). On a clean shutdown it keeps its
@@ -1253,7 +1248,8 @@ export const make = (
   Effect.gen(function*() {
     const fetchLatch = yield* Effect.makeLatch(false)
     const shardLatch = yield* Effect.makeLatch(false)
-    const instance = yield* instanceId
+    // kept in the journal (heartbeats, the caller of a submit): no other instance, before or since, may share it
+    const instance = yield* lifeId(clock)
     const shares = new Shares(
       instance,
       sharing,
