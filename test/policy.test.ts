@@ -8,6 +8,7 @@ import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -307,6 +308,21 @@ describe("deadLetter", () => {
       assert.deepStrictEqual(failures(letters[0]!.cause), ["failure 3"])
       assert.deepStrictEqual(Chunk.toReadonlyArray(Cause.defects(letters[1]!.cause)), [defect])
       assert.deepStrictEqual(failures(letters[2]!.cause), [new Fatal()])
+    }))
+
+  it.scoped("with onGiveUp: \"halt\", a resume from inside the handler lifts the halt its give-up makes", () =>
+    Effect.gen(function*() {
+      const service = yield* Deferred.make<Sequent.Service>()
+      const sequent = yield* Sequent.make({
+        retry: Schedule.recurs(0),
+        onGiveUp: "halt",
+        deadLetter: (letter) => Effect.flatMap(Deferred.await(service), (self) => self.resume(letter.key))
+      })
+      yield* Deferred.succeed(service, sequent)
+      yield* sequent.schedule(Effect.fail("rejected"), { key: "a" })
+      assert.strictEqual(yield* sequent.submit(Effect.succeed("a2"), { key: "a" }), "a2")
+      const status = yield* sequent.status
+      assert.deepStrictEqual(status.lanes, [], "no lane is halted")
     }))
 
   it.scoped("is called before the lane moves on: the next task waits until the handler returns", () =>

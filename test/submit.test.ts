@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -28,6 +29,23 @@ describe("submit", () => {
       const boom = new Error("boom")
       const exit = yield* Effect.exit(sequent.submit(Effect.die(boom)))
       assert.deepStrictEqual(exit, Exit.die(boom))
+    }))
+
+  it.scoped("dies with an InterruptedException, and is not interrupted itself, when the task gave up after interrupting itself", () =>
+    Effect.gen(function*() {
+      const sequent = yield* Sequent.make({ retry: Schedule.recurs(1) })
+      let callerInterrupted = false
+      const exit = yield* Effect.exit(
+        sequent.submit(Effect.interrupt).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => void (callerInterrupted = true)))
+        )
+      )
+      assert.isFalse(callerInterrupted, "the caller's fiber was not interrupted")
+      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause) && !Cause.isInterrupted(exit.cause))
+      const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+      assert.instanceOf(defect, Cause.InterruptedException)
+      assert.include((defect as Error).message, "the task's last attempt was interrupted")
+      assert.strictEqual(yield* sequent.submit(Effect.succeed("next")), "next", "the executor goes on")
     }))
 
   it.scoped("fails with SequentFalseError when it gave up after returning false", () =>

@@ -74,6 +74,17 @@ const SUCCEEDED: End = "succeeded"
 const GAVE_UP: End = "gaveUp"
 const DROPPED: End = "dropped"
 
+/**
+ * The cause a caller gets for a task that ended with `cause`. An attempt that
+ * interrupted itself is a failed attempt, not an interruption of the caller:
+ * handed on as it is, it would interrupt the caller's fiber, past its
+ * error handlers and through its finalizers.
+ */
+const forCaller = (cause: Cause.Cause<unknown>): Cause.Cause<unknown> =>
+  Cause.isInterruptedOnly(cause)
+    ? Cause.die(new Cause.InterruptedException("Sequent: the task's last attempt was interrupted"))
+    : cause
+
 /** The cause a `false` result stands for. */
 const falseCause = Cause.fail(new SequentFalseError())
 
@@ -597,7 +608,9 @@ export class Executor<Entry, E> implements Intake {
    */
   private finish(job: Job, lane: Lane, span: Tracer.Span | undefined, end: End, outcome: unknown): number {
     if (job.waiter !== undefined) {
-      job.waiter.done(end === SUCCEEDED ? Exit.succeed(outcome) : Exit.failCause(outcome as Cause.Cause<unknown>))
+      job.waiter.done(
+        end === SUCCEEDED ? Exit.succeed(outcome) : Exit.failCause(forCaller(outcome as Cause.Cause<unknown>))
+      )
     }
     this.finished()
     return this.observer.ended(end, job, lane, outcome, this.count, span)
@@ -700,6 +713,8 @@ export class Executor<Entry, E> implements Intake {
   private readonly deadLetter = (worker: Worker<Entry, E>): Effect.Effect<void> => {
     // the give-up was not written for a lane that moved: its new owner runs the task again
     if (worker.lane.evicted) return this.dropEvicted(worker, worker.lane)
+    // halted before the handler runs, so that a resume from inside the handler lifts the halt
+    if (this.config.onGiveUp === "halt") worker.lane.halted = true
     const handler = this.config.deadLetter
     if (handler === undefined) return this.dropGivenUp(worker)
     const { cause, job, lane } = worker
@@ -714,7 +729,6 @@ export class Executor<Entry, E> implements Intake {
     const { cause, job, lane } = worker
     const span = lane.span
     lane.shift()
-    if (this.config.onGiveUp === "halt") lane.halted = true
     this.finish(job, lane, span, GAVE_UP, cause)
     worker.cause = Cause.empty
     return this.next(worker, lane)
