@@ -262,6 +262,31 @@ describe("scope", () => {
       }).pipe(Effect.provide(logger.layer))
     }))
 
+  it.effect("closing the scope from inside one of its own tasks returns, stops the executor and interrupts the task after", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const sequent = yield* Scope.extend(Sequent.make(), scope)
+      const closeReturned = yield* Deferred.make<void>()
+      const ranOn = yield* Ref.make(false)
+      yield* sequent.schedule(
+        Scope.close(scope, Exit.void).pipe(
+          Effect.zipRight(Deferred.succeed(closeReturned, undefined)),
+          Effect.zipRight(Effect.never),
+          Effect.onInterrupt(() => Deferred.succeed(closeReturned, undefined))
+        )
+      )
+      yield* sequent.schedule(Ref.set(ranOn, true))
+      yield* Deferred.await(closeReturned)
+      yield* sequent.stop // waits for the stop the close began
+      assert.strictEqual((yield* sequent.status).state, "stopped")
+      assert.strictEqual(yield* sequent.size, 0)
+      assert.isFalse(yield* Ref.get(ranOn), "the task behind it never ran")
+      assert.deepStrictEqual(
+        yield* Effect.exit(sequent.schedule(Effect.void)),
+        Exit.fail(new SequentClosedError({ state: "stopped" }))
+      )
+    }))
+
   it.effect("a layer built with options closes the same way", () =>
     Effect.gen(function*() {
       const log = yield* Ref.make<ReadonlyArray<number>>([])

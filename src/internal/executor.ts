@@ -198,6 +198,8 @@ export class Executor<Entry, E> implements Intake {
   private readyTail: Lane | undefined = undefined
   private workers = 0
   private readonly parked: Array<Worker<Entry, E>> = []
+  /** The workers' fibers, to tell one that runs a scope's finalizer (see `insideTask`). */
+  private readonly workerFibers = new Set<Fiber.RuntimeFiber<void, never>>()
   private readonly parkLimit: number
   private paused = false
   private readonly roomWaiters: Array<RoomWaiter<Entry, E>> = []
@@ -504,7 +506,9 @@ export class Executor<Entry, E> implements Intake {
       this.workers++
       // not started in the caller's stack: `schedule` returns before any task runs
       const loop = Effect.withMaxOpsBeforeYield(new Worker<Entry, E>(this).loop, WORKER_TURN)
-      this.run(Effect.locally(loop, runsTasksOf, this), { immediate: false })
+      const fiber = this.run(Effect.locally(loop, runsTasksOf, this), { immediate: false })
+      this.workerFibers.add(fiber)
+      fiber.addObserver(() => this.workerFibers.delete(fiber))
     }
   }
 
@@ -850,9 +854,19 @@ export class Executor<Entry, E> implements Intake {
     this.insideTask(fiber) ? this.stopFromTask : this.stopNow
   )
 
-  /** Whether `fiber` is a worker of this executor, or was forked by one of its tasks. */
+  /** Whether the caller is one of this executor's tasks (see `insideTask`). */
+  readonly calledFromTask: Effect.Effect<boolean> = Effect.withFiberRuntime((fiber) =>
+    Effect.succeed(this.insideTask(fiber))
+  )
+
+  /**
+   * Whether `fiber` is a worker of this executor, or was forked by one of its
+   * tasks. A worker running a finalizer (a task that closes the executor's
+   * scope) has the refs of whoever added the finalizer, so it is known by
+   * its identity too.
+   */
   private insideTask(fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean {
-    return fiber.getFiberRef(runsTasksOf) === this
+    return fiber.getFiberRef(runsTasksOf) === this || this.workerFibers.has(fiber as Fiber.RuntimeFiber<void, never>)
   }
 
   private readonly stopNow: Effect.Effect<number> = Effect.uninterruptible(Effect.suspend(() => {

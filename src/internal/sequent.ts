@@ -8,8 +8,9 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { metrics } from "../Observability.js"
@@ -57,11 +58,22 @@ const configOf = <R>(settings: ExecutorSettings<R>, context: Context.Context<R>)
 
 /**
  * Closing the scope flushes for at most the grace period, then stops, logging
- * a warning with the number of tasks dropped, if any.
+ * a warning with the number of tasks dropped, if any, then ends the
+ * executor's fibers. Closed by one of its own tasks, it stops at once, as
+ * `stop` from a task does, and ends the fibers without waiting for them.
  */
-const closeWithScope = <Entry, E>(executor: Executor<Entry, E>, grace: Duration.Duration) =>
+const closeWithScope = <Entry, E>(
+  executor: Executor<Entry, E>,
+  grace: Duration.Duration,
+  closeFibers: Effect.Effect<void>
+) =>
   Effect.addFinalizer(() =>
     Effect.gen(function*() {
+      if (yield* executor.calledFromTask) {
+        // a task closes the scope: it cannot wait for the queue it is part of, nor for its own fiber
+        yield* executor.stop
+        return yield* Effect.asVoid(Effect.forkDaemon(closeFibers))
+      }
       // finalizers run uninterruptibly: the flush must be made interruptible for the timeout to end it
       yield* Effect.timeoutOption(Effect.interruptible(executor.flush), grace)
       const dropped = yield* executor.stop
@@ -70,6 +82,7 @@ const closeWithScope = <Entry, E>(executor: Executor<Entry, E>, grace: Duration.
           `Sequent: closed after a ${Duration.format(grace)} grace period with ${dropped} task(s) dropped`
         )
       }
+      yield* closeFibers
     })
   )
 
@@ -85,7 +98,10 @@ export const makeExecutor = <Entry, E, R>(
     const settings = yield* Effect.orDie(decodeExecutorOptions(options, defaultRetry))
     const config = configOf(settings, yield* Effect.context<R>())
     const observer = yield* makeObserver(settings)
-    const fibers = yield* FiberSet.make<void, never>()
+    // a scope of their own, not a child of the executor's: only `closeWithScope` closes it, and from
+    // inside a task it must not wait for them (an empty set before then holds nothing to close)
+    const fiberScope = yield* Scope.make()
+    const fibers = yield* Scope.extend(FiberSet.make<void, never>(), fiberScope)
     const run = yield* FiberSet.runtime(fibers)<never>()
     const interruptAll = Effect.asVoid(FiberSet.clear(fibers))
     const executor = new Executor(
@@ -97,7 +113,7 @@ export const makeExecutor = <Entry, E, R>(
       interruptAll,
       yield* Effect.fiberId
     )
-    yield* closeWithScope(executor, config.grace)
+    yield* closeWithScope(executor, config.grace, Scope.close(fiberScope, Exit.void))
     return executor
   })
 
